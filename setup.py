@@ -1,0 +1,41 @@
+"""Install the ``mrcnn`` (from ``lib/mrcnn``) and ``siamese_mrcnn`` packages.
+
+CPU (tests, CI, laptops):   pip install -e ".[test]"
+NVIDIA GPU on Linux:        pip install -e ".[gpu]"   (TensorFlow's CUDA build)
+"""
+from setuptools import setup
+
+packages = ["mrcnn", "siamese_mrcnn"]
+
+setup(
+    name="siamese-mrcnn",
+    version="0.1.0",
+    description="One-shot instance segmentation: Siamese Mask R-CNN on TensorFlow 2 / Keras 3",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    package_dir={"mrcnn": "lib/mrcnn", "siamese_mrcnn": "siamese_mrcnn"},
+    packages=[
+        "mrcnn",
+        "mrcnn.ops",
+        "mrcnn.layers",
+        "siamese_mrcnn",
+    ],
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "keras>=3.10",
+        "numpy>=2.0",
+        "scipy",
+        "scikit-image>=0.22",
+        "pycocotools>=2.0.8",
+        "matplotlib>=3.8",
+        "h5py",
+        "tqdm",
+    ],
+    extras_require={
+        "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],
+        "test": ["pytest>=8", "hypothesis", "nbclient", "nbformat", "ipykernel"],
+    },
+    entry_points={"console_scripts": ["siamese-mrcnn=siamese_mrcnn.cli:main"]},
+)
