@@ -1,0 +1,208 @@
+"""Training machinery of Mask R-CNN: the train/test step, layer selection, callbacks.
+
+``LossModel`` is the functional training graph (inputs -> raw head outputs and
+targets) with a custom ``train_step``: the owner (``MaskRCNN``) supplies a function
+that turns the graph's outputs into the five named losses, and the step adds the
+weighted sum, the L2 weight decay and, under a ``tf.distribute`` strategy, scales
+the loss so that gradients summed over replicas are the gradient of the global mean.
+
+Everything here is stateless across ``MaskRCNN.train`` calls: each call compiles a
+fresh optimizer and fresh loss trackers, so training in stages within one process
+reports the same losses as a fresh process would.
+"""
+
+import logging
+import os
+import re
+
+import keras
+import tensorflow as tf
+
+from mrcnn import weights as weights_io
+
+logger = logging.getLogger(__name__)
+
+LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss",
+              "mrcnn_bbox_loss", "mrcnn_mask_loss")
+
+# Layer presets of MaskRCNN.train(layers=...): a regular expression over layer names.
+LAYER_PRESETS = {
+    # Everything but the ResNet backbone.
+    "heads": r"(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)",
+    # ResNet from a given stage up, plus the heads.
+    "3+": r"(res3.*)|(bn3.*)|(res4.*)|(bn4.*)|(res5.*)|(bn5.*)|(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)",
+    "4+": r"(res4.*)|(bn4.*)|(res5.*)|(bn5.*)|(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)",
+    "5+": r"(res5.*)|(bn5.*)|(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)",
+    "all": ".*",
+}
+
+
+def resolve_layer_regex(layers):
+    """Map a preset name ("heads", "3+", "4+", "5+", "all") or a regex to a regex."""
+    if not isinstance(layers, str) or not layers:
+        raise ValueError(f"layers must be a preset name {sorted(LAYER_PRESETS)} or a "
+                         f"regular expression, got {layers!r}")
+    regex = LAYER_PRESETS.get(layers, layers)
+    try:
+        re.compile(regex)
+    except re.error as e:
+        raise ValueError(f"layers={layers!r} is not a preset {sorted(LAYER_PRESETS)} "
+                         f"nor a valid regular expression: {e}") from None
+    return regex
+
+
+def set_trainable(model, layer_regex):
+    """Mark layers whose name fully matches ``layer_regex`` trainable, the rest frozen.
+
+    Nested sub-models (``rpn_model``, ``resnet_model``, ``fpn_model``) are entered
+    and their inner layers matched by name, so "heads" trains the RPN inside
+    ``rpn_model`` while leaving the ResNet inside ``resnet_model`` frozen.
+    Layers without weights are skipped. Returns the names of the trainable layers.
+    """
+    trainable = []
+
+    def visit(layer):
+        if isinstance(layer, keras.Model) or hasattr(layer, "layers") and layer.layers:
+            # A container: its own trainable flag must be on for inner layers to train.
+            layer.trainable = True
+            for inner in layer.layers:
+                visit(inner)
+            return
+        if not layer.weights:
+            return
+        on = bool(re.fullmatch(layer_regex, layer.name))
+        layer.trainable = on
+        if on:
+            trainable.append(layer.name)
+
+    for layer in model.layers:
+        visit(layer)
+    return trainable
+
+
+def _iter_leaf_layers(model):
+    for layer in model.layers:
+        if hasattr(layer, "layers") and layer.layers:
+            yield from _iter_leaf_layers(layer)
+        else:
+            yield layer
+
+
+def decayed_weights(model):
+    """Trainable weight tensors that get L2 weight decay: all but BatchNorm gamma/beta."""
+    out = []
+    for layer in _iter_leaf_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            continue
+        out.extend(layer.trainable_weights)
+    return out
+
+
+class LossModel(keras.Model):
+    """Functional training graph with Mask R-CNN's train and test steps.
+
+    Built as ``LossModel(inputs=..., outputs=..., name=...)`` like any functional
+    model; :meth:`configure_losses` must be called before ``compile``/``fit``.
+    ``fit`` takes the input dicts of ``mrcnn.data.DataGenerator`` as ``x`` (no ``y``).
+    """
+
+    def configure_losses(self, loss_fn, loss_weights, weight_decay):
+        """``loss_fn(outputs, inputs) -> {name: scalar}`` for the names of LOSS_NAMES
+        present in ``loss_weights`` (missing weights count as 1.0)."""
+        self._loss_fn = loss_fn
+        self._loss_weights = dict(loss_weights)
+        self._weight_decay = float(weight_decay)
+        self._trackers = {name: keras.metrics.Mean(name=name)
+                          for name in LOSS_NAMES + ("loss",)}
+
+    @property
+    def metrics(self):
+        trackers = getattr(self, "_trackers", None)
+        return list(trackers.values()) if trackers else []
+
+    def _losses(self, x, training):
+        outputs = self(x, training=training)
+        losses = self._loss_fn(outputs, x)
+        total = tf.constant(0.0, tf.float32)
+        for name, value in losses.items():
+            total += tf.cast(value, tf.float32) * self._loss_weights.get(name, 1.0)
+        if self._weight_decay > 0:
+            decay = [tf.reduce_sum(tf.square(tf.cast(w, tf.float32))) /
+                     tf.cast(tf.size(w), tf.float32) for w in self._decayed]
+            if decay:
+                total += self._weight_decay * tf.add_n(decay)
+        return losses, total
+
+    def compile(self, *args, **kwargs):
+        super().compile(*args, **kwargs)
+        # Recomputed per compile because train() changes which layers are trainable.
+        self._decayed = decayed_weights(self)
+
+    def train_step(self, data):
+        x = data[0] if isinstance(data, tuple) else data
+        with tf.GradientTape() as tape:
+            losses, total = self._losses(x, training=True)
+            # Gradients are summed over replicas; scale so they are of the global mean.
+            scaled = keras.src.losses.loss.scale_loss_for_distribution(total)
+            scaled = self.optimizer.scale_loss(scaled)
+        variables = self.trainable_variables
+        grads = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        return self._update_trackers(losses, total)
+
+    def test_step(self, data):
+        x = data[0] if isinstance(data, tuple) else data
+        losses, total = self._losses(x, training=False)
+        return self._update_trackers(losses, total)
+
+    def _update_trackers(self, losses, total):
+        for name, value in losses.items():
+            self._trackers[name].update_state(value)
+        self._trackers["loss"].update_state(total)
+        return {name: t.result() for name, t in self._trackers.items()
+                if name in losses or name == "loss"}
+
+
+class AtomicCheckpoint(keras.callbacks.Callback):
+    """Save the weights after every epoch as a legacy HDF5 file, atomically.
+
+    ``path_template`` is formatted with ``epoch`` (1-based, the number of completed
+    epochs), e.g. ``.../mask_rcnn_shapes_{epoch:04d}.h5``. ``weights_owner`` is the
+    model whose layer layout the file uses (the training model).
+    """
+
+    def __init__(self, path_template, weights_owner):
+        super().__init__()
+        self.path_template = path_template
+        self.weights_owner = weights_owner
+        self.saved = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        path = self.path_template.format(epoch=epoch + 1)
+        weights_io.save_weights(self.weights_owner, path)
+        self.saved.append(path)
+        logger.info("saved checkpoint %s", path)
+
+
+class SkippedSamplesLogger(keras.callbacks.Callback):
+    """Report, at each epoch end, how many samples the data generator skipped."""
+
+    def __init__(self, generator):
+        super().__init__()
+        self.generator = generator
+
+    def on_epoch_end(self, epoch, logs=None):
+        skipped = getattr(self.generator, "num_skipped", 0)
+        if logs is not None:
+            logs["skipped_samples"] = float(skipped)
+        if skipped:
+            logger.warning("epoch %d: %d training sample(s) skipped so far because they "
+                           "failed to load (see earlier warnings)", epoch + 1, skipped)
+
+
+def checkpoint_dir_ok(path):
+    """Create ``path`` if needed and check it is writable, with a clear error."""
+    os.makedirs(path, exist_ok=True)
+    if not os.access(path, os.W_OK):
+        raise PermissionError(f"log/checkpoint directory is not writable: {path}")
+    return path
