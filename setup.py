@@ -32,6 +32,7 @@ setup(
         "matplotlib>=3.8",
         "h5py",
         "tqdm",
+        "tensorboard",
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],

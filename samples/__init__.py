@@ -1,0 +1,1 @@
+"""Sample datasets and configurations built on ``mrcnn``."""
