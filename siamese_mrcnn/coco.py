@@ -1,0 +1,345 @@
+"""COCO-format datasets for one-shot training and evaluation, on pycocotools.
+
+Shape shorthand: ``H, W`` image height and width in pixels, ``N`` instances of an
+image, ``K`` classes without background.
+
+Ids: a prepared :class:`CocoDataset` numbers its images 0..num_images-1 ("image
+index", in order of ascending COCO image id) and its classes 1..K in order of
+ascending COCO category id (0 is background), as SPEC section 4 requires for the
+one-shot splits. ``coco_image_id`` / ``coco_category_id`` map back to the
+annotation file's ids, which evaluation results must use.
+
+Masks come from polygons, uncompressed RLE and compressed RLE alike; crowd regions
+(``iscrowd=1``) get the negated class id, as everywhere in ``mrcnn``.
+
+Standard COCO layout for :meth:`CocoDataset.load_coco`::
+
+    dataset_dir/annotations/instances_{subset}{year}.json
+    dataset_dir/{subset}{year}/<file_name>
+
+Any other COCO-format dataset loads with :meth:`CocoDataset.load_coco_file` from an
+annotation file and an image folder.
+"""
+
+import contextlib
+import io
+import json
+import os
+
+import numpy as np
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+
+from mrcnn import utils
+
+# Subsets whose images live in the val{year} folder (Detectron / Matterport names).
+_VAL_IMAGE_SUBSETS = ("minival", "valminusminival")
+# Subsets cut out of train{year}: all but its last ``validation_size`` images by sorted
+# image id, and those last images.
+_TRAIN_DIVISION_SUBSETS = ("train_split", "val_split")
+DEFAULT_VALIDATION_SIZE = 3000
+
+
+def split_train_val_ids(image_ids, validation_size=DEFAULT_VALIDATION_SIZE):
+    """Divide COCO image ids into (train, validation): the last ``validation_size``
+    ids in ascending order are validation, the rest train.
+
+    The original project took the "last 3000" of an unsorted set, which depends on
+    hashing; sorting the ids makes the division reproducible (SPEC section 4).
+
+    Returns two ascending lists of ints.
+    Raises ValueError if validation_size is not in 1..len(image_ids) - 1.
+    """
+    ids = sorted(int(i) for i in image_ids)
+    if not isinstance(validation_size, (int, np.integer)) or not 0 < validation_size < len(ids):
+        raise ValueError(f"validation_size must be an integer in 1..{len(ids) - 1} for "
+                         f"{len(ids)} images, got {validation_size!r}")
+    return ids[:-validation_size], ids[-validation_size:]
+
+
+def read_coco(annotation_file):
+    """Load a COCO-format annotation file quietly into a pycocotools ``COCO``.
+
+    Raises FileNotFoundError / ValueError naming the file when it is missing, not
+    JSON, or lacks the "images", "annotations" or "categories" lists.
+    """
+    if not os.path.isfile(annotation_file):
+        raise FileNotFoundError(f"COCO annotation file not found: {annotation_file}")
+    try:
+        with open(annotation_file, encoding="utf-8") as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{annotation_file}: not a JSON file: {e}") from None
+    return coco_from_dict(data, origin=annotation_file)
+
+
+def coco_from_dict(data, origin="<dict>"):
+    """A pycocotools ``COCO`` from an in-memory COCO-format dict (indexed quietly)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{origin}: a COCO annotation file holds a JSON object, got "
+                         f"{type(data).__name__}")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise ValueError(f"{origin}: missing or invalid {key!r} list")
+    cat_ids = [c.get("id") for c in data["categories"]]
+    if len(set(cat_ids)) != len(cat_ids):
+        raise ValueError(f"{origin}: repeated category ids in 'categories'")
+    coco = COCO()
+    coco.dataset = data
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+        coco.createIndex()
+    return coco
+
+
+class CocoDataset(utils.Dataset):
+    """A Matterport ``Dataset`` over COCO-format annotations, with one-shot indices.
+
+    After :meth:`prepare`:
+      * ``category_image_index``: {class id 1..K: int64 [M] ascending image indices
+        with at least one non-crowd instance of the class};
+      * ``image_category_index``: list over image indices of int32 ascending class ids
+        with a non-crowd instance in the image;
+      * ``coco``: the pycocotools ``COCO`` ground truth (for evaluation).
+    Both indices are built from the annotations (no mask decoding).
+    """
+
+    def __init__(self, class_map=None):
+        super().__init__(class_map)
+        self._cocos = []
+        self.category_image_index = {}
+        self.image_category_index = []
+
+    # ------------------------------------------------------------------ loading
+    def load_coco(self, dataset_dir, subset, year="2017", class_ids=None, return_coco=False,
+                  validation_size=DEFAULT_VALIDATION_SIZE):
+        """Load a subset of COCO in the standard folder layout.
+
+        Args:
+            dataset_dir: folder holding ``annotations/`` and the image folders.
+            subset: "train", "val", "minival", "valminusminival" (images in
+                val{year}/), any other name with its own ``instances_{subset}{year}.json``
+                and ``{subset}{year}/`` folder, or "train_split" / "val_split": the
+                train{year} images minus / only the last ``validation_size`` by sorted
+                image id (training and validation of the one-shot protocol).
+            year: "2014", "2017", ...
+            class_ids: COCO category ids to load (None: all). Only images containing
+                one of them are loaded, and only their annotations.
+            return_coco: also return the pycocotools ``COCO`` object.
+            validation_size: images held out by "train_split" / "val_split".
+        """
+        if subset in _TRAIN_DIVISION_SUBSETS:
+            source_subset, image_subset = "train", "train"
+        elif subset in _VAL_IMAGE_SUBSETS:
+            source_subset, image_subset = subset, "val"
+        else:
+            source_subset, image_subset = subset, subset
+        annotation_file = os.path.join(dataset_dir, "annotations",
+                                       f"instances_{source_subset}{year}.json")
+        image_dir = os.path.join(dataset_dir, f"{image_subset}{year}")
+        if not os.path.isfile(annotation_file):
+            raise FileNotFoundError(
+                f"load_coco: annotation file not found: {annotation_file} (expected "
+                f"layout: {dataset_dir}/annotations/instances_<subset><year>.json)")
+        coco = read_coco(annotation_file)
+        image_ids = None
+        if subset in _TRAIN_DIVISION_SUBSETS:
+            train_ids, val_ids = split_train_val_ids(coco.getImgIds(), validation_size)
+            image_ids = train_ids if subset == "train_split" else val_ids
+        return self.load_coco_file(coco, image_dir, class_ids=class_ids,
+                                   return_coco=return_coco, image_ids=image_ids)
+
+    def load_coco_file(self, annotation_file, image_dir, class_ids=None, return_coco=False,
+                       image_ids=None, source="coco"):
+        """Load any COCO-format dataset: an annotation file (or ``COCO`` object) and
+        the folder its image ``file_name``\\ s are relative to.
+
+        Args:
+            annotation_file: path of the JSON file, or a pycocotools ``COCO``.
+            image_dir: folder of the images.
+            class_ids: COCO category ids to load (None: all categories of the file).
+            return_coco: also return the ``COCO`` object.
+            image_ids: restrict to these COCO image ids (None: all, or with
+                ``class_ids`` the images containing one of those categories).
+            source: the dataset source name in class and image registrations.
+        """
+        coco = annotation_file if isinstance(annotation_file, COCO) else read_coco(annotation_file)
+        origin = annotation_file if isinstance(annotation_file, str) else "annotations"
+        all_cat_ids = sorted(coco.getCatIds())
+        if class_ids is None:
+            class_ids = all_cat_ids
+            selected = set(coco.getImgIds())
+        else:
+            class_ids = sorted(int(c) for c in class_ids)
+            unknown = sorted(set(class_ids) - set(all_cat_ids))
+            if unknown:
+                raise ValueError(f"{origin}: unknown category id(s) {unknown}; the file has "
+                                 f"{all_cat_ids}")
+            selected = set()
+            for cat_id in class_ids:
+                selected.update(coco.getImgIds(catIds=[cat_id]))
+        if image_ids is not None:
+            missing = sorted(set(int(i) for i in image_ids) - set(coco.getImgIds()))
+            if missing:
+                raise ValueError(f"{origin}: image id(s) not in the file: {missing[:10]}")
+            selected &= set(int(i) for i in image_ids)
+
+        for cat_id in class_ids:
+            self.add_class(source, cat_id, coco.loadCats(cat_id)[0]["name"])
+        wanted = set(class_ids)
+        for image_id in sorted(selected):
+            info = coco.imgs[image_id]
+            for key in ("file_name", "width", "height"):
+                if key not in info:
+                    raise ValueError(f"{origin}: image {image_id} has no {key!r}")
+            annotations = [a for a in coco.imgToAnns.get(image_id, [])
+                           if a.get("category_id") in wanted]
+            self.add_image(source, image_id=image_id,
+                           path=os.path.join(image_dir, info["file_name"]),
+                           width=int(info["width"]), height=int(info["height"]),
+                           annotations=annotations)
+        self._cocos.append((source, coco))
+        if return_coco:
+            return coco
+        return None
+
+    # ------------------------------------------------------------------ indices
+    def prepare(self, class_map=None):
+        """Number classes and images (see ``mrcnn.utils.Dataset.prepare``) and build
+        ``category_image_index`` and ``image_category_index``."""
+        super().prepare(class_map)
+        per_class = {int(c): [] for c in self.class_ids[1:]}
+        self.image_category_index = []
+        for index, info in enumerate(self.image_info):
+            present = set()
+            if self._is_coco_source(info["source"]):
+                for ann in info["annotations"]:
+                    if not ann.get("iscrowd", 0):
+                        present.add(self._class_id(info, ann))
+            present = np.array(sorted(present), dtype=np.int32)
+            self.image_category_index.append(present)
+            for class_id in present:
+                per_class[int(class_id)].append(index)
+        self.category_image_index = {c: np.array(v, dtype=np.int64)
+                                     for c, v in per_class.items()}
+
+    @property
+    def coco(self):
+        """The pycocotools ``COCO`` ground truth of the loaded annotation file."""
+        if len(self._cocos) != 1:
+            raise ValueError(f"CocoDataset.coco needs exactly one loaded annotation file, "
+                             f"this dataset has {len(self._cocos)}")
+        return self._cocos[0][1]
+
+    def coco_image_id(self, image_id):
+        """COCO image id of internal image index ``image_id``."""
+        return int(self._info(image_id)["id"])
+
+    def coco_category_id(self, class_id):
+        """COCO category id of contiguous class id ``class_id`` (1..K)."""
+        if not 1 <= int(class_id) < len(self.class_info):
+            raise ValueError(f"class id {class_id} out of range 1..{len(self.class_info) - 1}")
+        return int(self.class_info[int(class_id)]["id"])
+
+    def class_id_from_category(self, category_id, source="coco"):
+        """Contiguous class id of a COCO category id."""
+        return self.map_source_class_id(f"{source}.{int(category_id)}")
+
+    def image_index_from_coco(self, coco_image_id, source="coco"):
+        """Internal image index of a COCO image id."""
+        key = f"{source}.{int(coco_image_id)}"
+        if key not in self.image_from_source_map:
+            raise KeyError(f"COCO image id {coco_image_id} is not loaded in this dataset")
+        return self.image_from_source_map[key]
+
+    def image_reference(self, image_id):
+        """The image's file path."""
+        return self._info(image_id)["path"]
+
+    # ------------------------------------------------------------------ masks
+    def load_mask(self, image_id):
+        """Instance masks of an image: (bool [H, W, N], int32 class ids [N]).
+
+        Crowd regions have negative class ids. Annotations whose mask covers no pixel
+        are dropped. An image without instances gives a [H, W, 0] mask.
+        """
+        masks, class_ids, _ = self.load_instances(image_id)
+        return masks, class_ids
+
+    def load_instances(self, image_id):
+        """As :meth:`load_mask`, plus int64 [N] COCO annotation ids of the instances."""
+        info = self._info(image_id)
+        if not self._is_coco_source(info["source"]):
+            masks, class_ids = super().load_mask(image_id)
+            return masks, class_ids, np.full(len(class_ids), -1, dtype=np.int64)
+        height, width = info["height"], info["width"]
+        masks, class_ids, ann_ids = [], [], []
+        for ann in info["annotations"]:
+            mask = annotation_to_mask(ann, height, width, image_id=info["id"])
+            if not mask.any():
+                continue
+            class_id = self._class_id(info, ann)
+            masks.append(mask)
+            class_ids.append(-class_id if ann.get("iscrowd", 0) else class_id)
+            ann_ids.append(ann.get("id", -1))
+        if not masks:
+            return (np.zeros((height, width, 0), dtype=bool), np.zeros(0, dtype=np.int32),
+                    np.zeros(0, dtype=np.int64))
+        return (np.stack(masks, axis=-1), np.array(class_ids, dtype=np.int32),
+                np.array(ann_ids, dtype=np.int64))
+
+    # ------------------------------------------------------------------ private
+    def _is_coco_source(self, source):
+        return any(source == s for s, _ in self._cocos)
+
+    def _class_id(self, info, ann):
+        return self.map_source_class_id(f"{info['source']}.{ann['category_id']}")
+
+
+def annotation_to_mask(ann, height, width, image_id=None):
+    """Decode one COCO annotation's segmentation to a bool [H, W] mask.
+
+    Accepts polygons (list of [x1, y1, x2, y2, ...] lists; polygons with fewer than 3
+    points cover nothing and are skipped), uncompressed RLE (``counts`` a list of
+    ints) and compressed RLE (``counts`` a string). RLE ``size`` must be [H, W].
+
+    Raises:
+        ValueError naming the image id and annotation id when the segmentation is
+        missing or malformed.
+    """
+    where = f"image {image_id}, annotation {ann.get('id')}"
+    segm = ann.get("segmentation")
+    try:
+        if isinstance(segm, list):
+            polygons = []
+            for poly in segm:
+                if not isinstance(poly, (list, tuple)) or len(poly) % 2:
+                    raise ValueError("a polygon must be a flat list of x, y pairs")
+                if len(poly) >= 6:
+                    polygons.append([float(v) for v in poly])
+            if not polygons:
+                return np.zeros((height, width), dtype=bool)
+            rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
+        elif isinstance(segm, dict) and "counts" in segm and "size" in segm:
+            if [int(v) for v in segm["size"]] != [height, width]:
+                raise ValueError(f"RLE size {segm['size']} differs from the image size "
+                                 f"[{height}, {width}]")
+            counts = segm["counts"]
+            if isinstance(counts, list):
+                rle = mask_utils.frPyObjects(segm, height, width)
+            elif isinstance(counts, (str, bytes)):
+                rle = segm
+            else:
+                raise ValueError(f"RLE counts must be a list or a string, got "
+                                 f"{type(counts).__name__}")
+        else:
+            raise ValueError(f"unsupported segmentation {type(segm).__name__}: expected "
+                             f"polygons or an RLE dict with 'counts' and 'size'")
+        mask = mask_utils.decode(rle)
+    except ValueError as e:
+        raise ValueError(f"{where}: malformed segmentation: {e}") from None
+    except Exception as e:  # pycocotools raises bare Exception / TypeError on bad data
+        raise ValueError(f"{where}: malformed segmentation ({type(e).__name__}: {e})") from e
+    if mask.shape != (height, width):
+        raise ValueError(f"{where}: decoded mask {mask.shape} differs from the image size "
+                         f"({height}, {width})")
+    return mask.astype(bool)

@@ -1,0 +1,218 @@
+"""The reference rule: how a reference image of a category is drawn and shaped.
+
+Shape shorthand: ``H, W`` image height and width in pixels, ``D`` the reference side
+``TARGET_MAX_DIM``, ``k`` shots.
+
+Rule (SPEC section 4), shared by training and evaluation:
+  1. a random image containing a non-crowd instance of the category (it may be the
+     query itself unless excluded);
+  2. a random non-crowd instance of the category in it;
+  3. the image resized the query way (``IMAGE_RESIZE_MODE``, ``IMAGE_MIN_DIM``,
+     ``IMAGE_MAX_DIM``, ``IMAGE_MIN_SCALE``) and the instance's mask with it;
+  4. the mask's tight pixel box cropped from that resized image;
+  5. the crop resized "square" with ``min_dim=TARGET_MIN_DIM`` (up-scaling only),
+     ``max_dim=TARGET_MAX_DIM`` and zero padded (centred) to uint8 [D, D, 3].
+
+All randomness comes from the ``np.random.Generator`` passed in, so a seeded
+generator reproduces the same references.
+"""
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from mrcnn import utils
+
+
+def reference_dims(config_or_dims):
+    """(min_dim, max_dim) of references from a config (TARGET_MIN_DIM, TARGET_MAX_DIM)
+    or from a (min_dim, max_dim) pair."""
+    if hasattr(config_or_dims, "TARGET_MAX_DIM"):
+        return int(config_or_dims.TARGET_MIN_DIM), int(config_or_dims.TARGET_MAX_DIM)
+    try:
+        min_dim, max_dim = (int(v) for v in config_or_dims)
+    except (TypeError, ValueError):
+        raise ValueError("reference dims must be a config with TARGET_MIN_DIM and "
+                         f"TARGET_MAX_DIM or a (min_dim, max_dim) pair, got "
+                         f"{config_or_dims!r}") from None
+    if max_dim < 1 or min_dim > max_dim:
+        raise ValueError(f"reference dims need 0 <= min_dim <= max_dim, max_dim >= 1; got "
+                         f"({min_dim}, {max_dim})")
+    return min_dim, max_dim
+
+
+def resize_reference(image, config_or_dims):
+    """Resize an image by the reference rule: uint8 [D, D, 3], content centred.
+
+    The scale is max(1, min_dim / short side), lowered so the long side fits in
+    max_dim = D; the rest is zero padding. Non-uint8 input is rounded and clipped
+    to 0..255. A reference already of that form comes back unchanged.
+    """
+    min_dim, max_dim = reference_dims(config_or_dims)
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"resize_reference: image must be a non-empty [h, w, C] array, "
+                         f"got shape {image.shape}")
+    if image.dtype != np.uint8:
+        image = np.clip(np.round(image.astype(np.float64)), 0, 255).astype(np.uint8)
+    resized, _, _, _, _ = utils.resize_image(image, min_dim=min_dim, max_dim=max_dim,
+                                             mode="square")
+    return resized
+
+
+def crop_reference(image, box, config_or_dims):
+    """Crop a pixel box from an (already query-resized) image and apply the reference rule.
+
+    Args:
+        image: uint8 [H, W, 3].
+        box: pixel (y1, x1, y2, x2), y2/x2 exclusive; clipped to the image.
+        config_or_dims: a config (TARGET_MIN_DIM, TARGET_MAX_DIM) or (min, max) dims.
+    Returns:
+        uint8 [D, D, 3] reference, zero padded.
+    Raises:
+        ValueError if the box covers no pixel of the image.
+    """
+    image = np.asarray(image)
+    if image.ndim != 3:
+        raise ValueError(f"crop_reference: image must be [H, W, C], got shape {image.shape}")
+    height, width = image.shape[:2]
+    y1, x1, y2, x2 = (int(v) for v in np.asarray(box).reshape(4))
+    y1, x1 = max(y1, 0), max(x1, 0)
+    y2, x2 = min(y2, height), min(x2, width)
+    if y2 <= y1 or x2 <= x1:
+        raise ValueError(f"crop_reference: box {tuple(int(v) for v in np.asarray(box))} "
+                         f"covers no pixel of the {height}x{width} image")
+    return resize_reference(image[y1:y2, x1:x2], config_or_dims)
+
+
+@dataclass(frozen=True)
+class ReferenceSource:
+    """Where a reference came from.
+
+    image_id: internal image index in the dataset; instance: index of the instance in
+    ``dataset.load_mask(image_id)``; annotation_id: the source annotation id (-1 if the
+    dataset does not give one); box: pixel (y1, x1, y2, x2) of the crop in the
+    query-style resized image.
+    """
+
+    image_id: int
+    instance: int
+    annotation_id: int
+    box: tuple
+
+    def to_dict(self):
+        d = asdict(self)
+        d["box"] = list(self.box)
+        return d
+
+
+def ensure_category_index(dataset):
+    """The dataset's ``category_image_index`` {class id: image indices with a
+    non-crowd instance}, built by scanning ``load_mask`` (and stored on the
+    dataset) when the dataset has none."""
+    index = getattr(dataset, "category_image_index", None)
+    if index is None:
+        per_class = {int(c): [] for c in dataset.class_ids[1:]}
+        for image_id in dataset.image_ids:
+            _, class_ids = dataset.load_mask(image_id)
+            for c in np.unique(np.asarray(class_ids)):
+                if c > 0:
+                    per_class.setdefault(int(c), []).append(int(image_id))
+        index = {c: np.array(v, dtype=np.int64) for c, v in per_class.items()}
+        dataset.category_image_index = index
+    return index
+
+
+def _class_label(dataset, class_id):
+    names = getattr(dataset, "class_names", None)
+    if names is not None and 0 <= class_id < len(names):
+        return f"class {class_id} ({names[class_id]!r})"
+    return f"class {class_id}"
+
+
+def _load_instances(dataset, image_id):
+    if hasattr(dataset, "load_instances"):
+        return dataset.load_instances(image_id)
+    masks, class_ids = dataset.load_mask(image_id)
+    return masks, np.asarray(class_ids), np.full(len(class_ids), -1, dtype=np.int64)
+
+
+def _query_resize(image, config, rng):
+    kwargs = dict(min_dim=config.IMAGE_MIN_DIM, max_dim=config.IMAGE_MAX_DIM,
+                  min_scale=config.IMAGE_MIN_SCALE, mode=config.IMAGE_RESIZE_MODE)
+    if config.IMAGE_RESIZE_MODE == "crop":
+        kwargs["rng"] = rng
+    return utils.resize_image(image, **kwargs)
+
+
+def _reference_from_image(dataset, image_id, class_id, rng, config):
+    """A reference of ``class_id`` from one image, or None if no instance survives
+    the query-style resize."""
+    masks, class_ids, ann_ids = _load_instances(dataset, image_id)
+    candidates = np.flatnonzero(np.asarray(class_ids) == class_id)
+    if len(candidates) == 0:
+        return None
+    image = dataset.load_image(image_id)
+    resized, _, scale, padding, crop = _query_resize(image, config, rng)
+    instance_masks = utils.resize_mask(np.asarray(masks)[:, :, candidates], scale, padding,
+                                       crop)
+    boxes = utils.extract_bboxes(instance_masks)
+    alive = instance_masks.any(axis=(0, 1))
+    if not alive.any():
+        return None
+    choice = int(rng.choice(np.flatnonzero(alive)))
+    box = tuple(int(v) for v in boxes[choice])
+    reference = crop_reference(resized, box, config)
+    instance = int(candidates[choice])
+    return reference, ReferenceSource(image_id=int(image_id), instance=instance,
+                                      annotation_id=int(ann_ids[instance]), box=box)
+
+
+def sample_reference(dataset, class_id, rng, config, exclude_image=None):
+    """Draw one reference of ``class_id`` by the reference rule.
+
+    Args:
+        dataset: a prepared dataset (a ``CocoDataset`` or any ``mrcnn.utils.Dataset``;
+            without ``category_image_index`` one is built by scanning its masks).
+        class_id: contiguous class id (> 0).
+        rng: ``np.random.Generator``, the only source of randomness.
+        config: IMAGE_RESIZE_MODE / IMAGE_MIN_DIM / IMAGE_MAX_DIM / IMAGE_MIN_SCALE
+            (query-style resize) and TARGET_MIN_DIM / TARGET_MAX_DIM.
+        exclude_image: an internal image index that may not serve as the source
+            (e.g. the query), or None.
+    Returns:
+        (uint8 [D, D, 3] reference, :class:`ReferenceSource`).
+    Raises:
+        ValueError naming the class when no (other) image holds an instance of it
+        that survives the resize.
+    """
+    class_id = int(class_id)
+    index = ensure_category_index(dataset)
+    if class_id not in index:
+        raise ValueError(f"sample_reference: {_class_label(dataset, class_id)} is not in the "
+                         f"dataset's category index (is the dataset prepared?)")
+    candidates = np.asarray(index[class_id], dtype=np.int64)
+    if exclude_image is not None:
+        candidates = candidates[candidates != int(exclude_image)]
+    while len(candidates):
+        pick = int(rng.integers(len(candidates)))
+        found = _reference_from_image(dataset, int(candidates[pick]), class_id, rng, config)
+        if found is not None:
+            return found
+        # Its instances vanished in the resize (or a crop): draw among the others.
+        candidates = np.delete(candidates, pick)
+    excluded = "" if exclude_image is None else f" other than image {exclude_image}"
+    raise ValueError(f"sample_reference: no image{excluded} contains a usable non-crowd "
+                     f"instance of {_class_label(dataset, class_id)}")
+
+
+def sample_references(dataset, class_id, rng, config, k, exclude_image=None):
+    """``k`` independent references of ``class_id`` (k-shot).
+
+    Returns (list of k uint8 [D, D, 3] references, list of k :class:`ReferenceSource`).
+    """
+    if not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"sample_references: k must be a positive integer, got {k!r}")
+    draws = [sample_reference(dataset, class_id, rng, config, exclude_image)
+             for _ in range(int(k))]
+    return [d[0] for d in draws], [d[1] for d in draws]
