@@ -45,8 +45,10 @@ class Config:
     STEPS_PER_EPOCH = 1000
     VALIDATION_STEPS = 50
 
-    # Backbone: "resnet50", "resnet101", or a callable (input_image, stage5, train_bn)
-    # -> [C1, ..., C5]; a callable also needs COMPUTE_BACKBONE_SHAPE.
+    # Backbone: "resnet50", "resnet101" (bottleneck ResNets, ImageNet weights exist),
+    # "resnet18", "resnet34" (basic-block ResNets, C2..C5 with 64..512 channels, for
+    # small CPU models), or a callable (input_image, stage5, train_bn) -> [C1, ..., C5];
+    # a callable also needs COMPUTE_BACKBONE_SHAPE.
     BACKBONE = "resnet101"
     COMPUTE_BACKBONE_SHAPE = None
 
@@ -55,6 +57,10 @@ class Config:
 
     # Width of the fully connected layers of the classifier head.
     FPN_CLASSIF_FC_LAYERS_SIZE = 1024
+
+    # Channels of the mask head's convolutions (256 in Matterport and the paper; a
+    # smaller value only to make tiny CPU models cheap: the head runs on every ROI).
+    MASK_HEAD_CONV_SIZE = 256
 
     # Channels of the top-down pyramid (FPN) layers.
     TOP_DOWN_PYRAMID_SIZE = 256
@@ -167,16 +173,18 @@ class Config:
                      "TRAIN_ROIS_PER_IMAGE", "MAX_GT_INSTANCES", "DETECTION_MAX_INSTANCES",
                      "RPN_TRAIN_ANCHORS_PER_IMAGE", "PRE_NMS_LIMIT",
                      "POST_NMS_ROIS_TRAINING", "POST_NMS_ROIS_INFERENCE", "POOL_SIZE",
-                     "MASK_POOL_SIZE", "RPN_ANCHOR_STRIDE", "IMAGE_CHANNEL_COUNT"):
+                     "MASK_POOL_SIZE", "RPN_ANCHOR_STRIDE", "IMAGE_CHANNEL_COUNT",
+                     "MASK_HEAD_CONV_SIZE", "FPN_CLASSIF_FC_LAYERS_SIZE",
+                     "TOP_DOWN_PYRAMID_SIZE"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 fail(name, f"must be a positive integer, got {value!r}")
         if self.VALIDATION_STEPS < 0:
             fail("VALIDATION_STEPS", f"must be >= 0, got {self.VALIDATION_STEPS!r}")
         if isinstance(self.BACKBONE, str):
-            if self.BACKBONE not in ("resnet50", "resnet101"):
-                fail("BACKBONE", f"must be 'resnet50', 'resnet101' or a callable, "
-                                 f"got {self.BACKBONE!r}")
+            if self.BACKBONE not in ("resnet18", "resnet34", "resnet50", "resnet101"):
+                fail("BACKBONE", f"must be 'resnet18', 'resnet34', 'resnet50', 'resnet101' "
+                                 f"or a callable, got {self.BACKBONE!r}")
         elif callable(self.BACKBONE):
             if not callable(self.COMPUTE_BACKBONE_SHAPE):
                 fail("COMPUTE_BACKBONE_SHAPE",

@@ -13,8 +13,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from mrcnn.layers.backbone import (BatchNorm, build_fpn_model,  # noqa: E402
-                                   build_resnet_model, fpn_graph, resnet_graph)
+from mrcnn.config import Config, ConfigError  # noqa: E402
+from mrcnn.layers.backbone import (BatchNorm, backbone_channels,  # noqa: E402
+                                   build_fpn_model, build_resnet_model, fpn_graph,
+                                   resnet_graph)
 
 
 def expected_resnet_names(blocks):
@@ -104,9 +106,214 @@ def test_stem_pooling_layouts(pool_padding):
 def test_bad_architecture_and_padding_names_the_argument():
     image = keras.Input([64, 64, 3])
     with pytest.raises(ValueError, match="architecture"):
-        resnet_graph(image, "resnet34")
+        resnet_graph(image, "resnet152")
+    with pytest.raises(ValueError, match="architecture.*'resnet152'"):
+        backbone_channels("resnet152")
     with pytest.raises(ValueError, match="pool_padding"):
         resnet_graph(image, "resnet50", pool_padding="reflect")
+
+
+
+# ------------------------------------------------------------------ basic-block ResNets
+def expected_basic_resnet_names(blocks):
+    """Layers with weights of a basic-block ResNet: two 3x3 convs per block and a 1x1
+    projection in the first block of stages 3-5 only (res2a keeps its shape)."""
+    names = ["conv1", "bn_conv1"]
+    for stage, count in zip((2, 3, 4, 5), blocks):
+        for i in range(count):
+            letter = "abcdefghijklmnopqrstuvwxyz"[i]
+            for branch in ("2a", "2b") + (("1",) if i == 0 and stage > 2 else ()):
+                names += [f"res{stage}{letter}_branch{branch}", f"bn{stage}{letter}_branch{branch}"]
+    return names
+
+
+@pytest.fixture(scope="module")
+def basic_resnets():
+    return {name: build_resnet_model([None, None, 3], name) for name in ("resnet18", "resnet34")}
+
+
+@pytest.fixture(scope="module")
+def resnet18(basic_resnets):
+    return basic_resnets["resnet18"]
+
+
+@pytest.mark.parametrize("architecture, blocks, layer_count, trainable_params", [
+    # Trainable parameters = torchvision's resnet18/34 without the fc layer
+    # (11,689,512 - 513,000 and 21,797,672 - 513,000; bias-free convs, BN gamma+beta)
+    # plus one conv bias per BN channel here: 4,800 BN channels in resnet18 and
+    # 8,512 in resnet34.
+    ("resnet18", (2, 2, 2, 2), 2 + 4 * 8 + 2 * 3, 11_176_512 + 4_800),
+    ("resnet34", (3, 4, 6, 3), 2 + 4 * 16 + 2 * 3, 21_284_672 + 8_512),
+])
+def test_basic_resnet_layer_names_and_parameter_count(architecture, blocks, layer_count,
+                                                      trainable_params, basic_resnets):
+    model = basic_resnets[architecture]
+    names = weighted_layer_names(model)
+    assert len(names) == layer_count
+    assert sorted(names) == sorted(expected_basic_resnet_names(blocks))
+    assert "res2a_branch1" not in names and "res2a_branch2c" not in names
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert trainable == trainable_params
+    # Non-trainable: moving mean and variance of every BN channel.
+    bn_channels = sum(layer.gamma.shape[0] for layer in model.layers
+                      if isinstance(layer, BatchNorm))
+    assert sum(int(np.prod(w.shape)) for w in model.non_trainable_weights) == 2 * bn_channels
+
+
+def test_basic_resnet_strides_and_kernels(resnet18):
+    get = resnet18.get_layer
+    assert get("conv1").kernel.shape == (7, 7, 3, 64) and get("conv1").strides == (2, 2)
+    assert get("res2a_branch2a").strides == (1, 1)
+    assert get("res2a_branch2a").kernel.shape == (3, 3, 64, 64)
+    for stage, (c_in, c_out) in zip((3, 4, 5), ((64, 128), (128, 256), (256, 512))):
+        assert get(f"res{stage}a_branch2a").strides == (2, 2)
+        assert get(f"res{stage}a_branch2a").kernel.shape == (3, 3, c_in, c_out)
+        assert get(f"res{stage}a_branch2b").strides == (1, 1)
+        assert get(f"res{stage}a_branch2b").kernel.shape == (3, 3, c_out, c_out)
+        assert get(f"res{stage}a_branch1").strides == (2, 2)
+        assert get(f"res{stage}a_branch1").kernel.shape == (1, 1, c_in, c_out)
+        assert get(f"res{stage}b_branch2a").strides == (1, 1)
+
+
+@pytest.mark.parametrize("architecture", ["resnet18", "resnet34"])
+def test_basic_resnet_c2_to_c5_strides_and_channels(architecture, basic_resnets):
+    model = basic_resnets[architecture]
+    image = np.random.default_rng(0).normal(size=(1, 64, 96, 3)).astype(np.float32)
+    shapes = [tuple(o.shape) for o in model(image, training=False)]
+    assert shapes == [(1, 16, 24, 64), (1, 8, 12, 128), (1, 4, 6, 256), (1, 2, 3, 512)]
+    assert backbone_channels(architecture) == (64, 128, 256, 512)
+    assert [s[-1] for s in shapes] == list(backbone_channels(architecture))
+
+
+def test_backbone_channels_of_bottleneck_resnets_match_the_graph(resnet50):
+    for architecture in ("resnet50", "resnet101"):
+        assert backbone_channels(architecture) == (256, 512, 1024, 2048)
+    assert [int(o.shape[-1]) for o in resnet50.outputs] == list(backbone_channels("resnet50"))
+
+
+def _conv_same_reference(x, kernel, bias, stride):
+    """Naive 'same' convolution [B,H,W,Ci] -> [B,ceil(H/s),ceil(W/s),Co] with TF's
+    padding split (the extra row/column goes to the bottom/right)."""
+    k = kernel.shape[0]
+    b, h, w, _ = x.shape
+    out_h, out_w = -(-h // stride), -(-w // stride)
+    pad_h = max((out_h - 1) * stride + k - h, 0)
+    pad_w = max((out_w - 1) * stride + k - w, 0)
+    xp = np.pad(x, ((0, 0), (pad_h // 2, pad_h - pad_h // 2),
+                    (pad_w // 2, pad_w - pad_w // 2), (0, 0)))
+    out = np.zeros((b, out_h, out_w, kernel.shape[-1]), np.float64)
+    for i in range(out_h):
+        for j in range(out_w):
+            window = xp[:, i * stride:i * stride + k, j * stride:j * stride + k]
+            out[:, i, j] = np.einsum("bhwc,hwcd->bd", window, kernel)
+    return out + bias
+
+
+def _bn_reference(x, layer):
+    gamma, beta, mean, var = layer.get_weights()
+    return (x - mean) / np.sqrt(var + layer.epsilon) * gamma + beta
+
+
+def _randomise_batchnorms(model, seed):
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, BatchNorm):
+            c = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.5, c),
+                               rng.normal(0, 0.5, c), rng.uniform(0.5, 2.0, c)])
+
+
+@pytest.mark.parametrize("block, stride, projection", [("res3a", 2, True),
+                                                       ("res3b", 1, False)])
+def test_basic_block_against_numpy(block, stride, projection):
+    image = keras.Input([32, 32, 3])
+    _, _, c3, _, _ = resnet_graph(image, "resnet18", stage5=False)
+    model = keras.Model(image, c3)
+    _randomise_batchnorms(model, seed=5)
+    previous = "res2b_out" if block == "res3a" else "res3a_out"
+    probe = keras.Model(model.get_layer(previous).output, model.get_layer(f"{block}_out").output)
+    channels = 64 if block == "res3a" else 128
+    size = 8 if block == "res3a" else 4
+    x = np.abs(np.random.default_rng(6).normal(size=(2, size, size, channels)))
+    get = model.get_layer
+    kernel, bias = get(f"{block}_branch2a").get_weights()
+    y = np.maximum(_bn_reference(_conv_same_reference(x, kernel, bias, stride),
+                                 get(f"bn{block[3:]}_branch2a")), 0)
+    kernel, bias = get(f"{block}_branch2b").get_weights()
+    y = _bn_reference(_conv_same_reference(y, kernel, bias, 1), get(f"bn{block[3:]}_branch2b"))
+    if projection:
+        kernel, bias = get(f"{block}_branch1").get_weights()
+        shortcut = _bn_reference(_conv_same_reference(x, kernel, bias, stride),
+                                 get(f"bn{block[3:]}_branch1"))
+    else:
+        shortcut = x
+        assert all(layer.name != f"{block}_branch1" for layer in model.layers)
+    expected = np.maximum(y + shortcut, 0)
+    got = probe(x.astype(np.float32), training=True).numpy()
+    assert got.shape == (2, size // stride, size // stride, 128)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_fpn_on_resnet18_takes_its_channels(resnet18):
+    fpn = build_fpn_model(backbone_channels("resnet18"), pyramid_size=8, relu=True)
+    assert fpn.get_layer("fpn_c2p2").kernel.shape == (1, 1, 64, 8)
+    assert fpn.get_layer("fpn_c5p5").kernel.shape == (1, 1, 512, 8)
+    image = np.random.default_rng(1).normal(size=(1, 64, 64, 3)).astype(np.float32)
+    pyramid = fpn(resnet18(image, training=False))
+    assert [tuple(p.shape) for p in pyramid] == [(1, 16, 16, 8), (1, 8, 8, 8), (1, 4, 4, 8),
+                                                 (1, 2, 2, 8), (1, 1, 1, 8)]
+    with pytest.raises(ValueError):
+        build_fpn_model(pyramid_size=8)(resnet18(image, training=False))
+
+
+class TinyResnet18Config(Config):
+    NAME = "tiny_resnet18"
+    BACKBONE = "resnet18"
+    NUM_CLASSES = 2
+    IMAGES_PER_GPU = 1
+    IMAGE_MIN_DIM = 64
+    IMAGE_MAX_DIM = 64
+    RPN_ANCHOR_SCALES = (8, 16, 32, 64, 128)
+    PRE_NMS_LIMIT = 200
+    POST_NMS_ROIS_INFERENCE = 20
+    TOP_DOWN_PYRAMID_SIZE = 16
+    FPN_CLASSIF_FC_LAYERS_SIZE = 16
+    MASK_HEAD_CONV_SIZE = 8
+    DETECTION_MAX_INSTANCES = 5
+    # Untrained heads give class-1 scores near 1/2: keep them so masks are unmolded too.
+    DETECTION_MIN_CONFIDENCE = 0.0
+
+
+def test_config_accepts_basic_resnets_and_rejects_unknown_names():
+    assert TinyResnet18Config().BACKBONE == "resnet18"
+    assert type("R34", (TinyResnet18Config,), {"BACKBONE": "resnet34"})().BACKBONE == "resnet34"
+    with pytest.raises(ConfigError, match="BACKBONE.*resnet18"):
+        type("Bad", (TinyResnet18Config,), {"BACKBONE": "resnet152"})()
+
+
+def test_tiny_maskrcnn_with_resnet18_detects(tmp_path):
+    from mrcnn.model import MaskRCNN
+    keras.utils.set_random_seed(0)
+    model = MaskRCNN("inference", TinyResnet18Config(), str(tmp_path))
+    layer_names = {layer.name for layer in model.keras_model.layers}
+    assert {"res5b_branch2b", "res5a_branch1"} <= layer_names
+    assert not {"res2a_branch1", "res2a_branch2c", "res5c_branch2a"} & layer_names
+    assert model.keras_model.get_layer("fpn_c2p2").kernel.shape == (1, 1, 64, 16)
+    image = np.random.default_rng(2).integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
+    results = model.detect([image])
+    assert len(results) == 1
+    r = results[0]
+    assert set(r) == {"rois", "class_ids", "scores", "masks"}
+    n = len(r["class_ids"])
+    assert 1 <= n <= 5
+    assert r["rois"].shape == (n, 4) and r["rois"].dtype == np.int32
+    assert r["class_ids"].dtype == np.int32 and set(r["class_ids"].tolist()) <= {1}
+    assert r["scores"].shape == (n,) and r["scores"].dtype == np.float32
+    assert ((r["scores"] >= 0) & (r["scores"] <= 1)).all()
+    assert r["masks"].shape == (48, 64, n) and r["masks"].dtype == bool
+    # Boxes are pixels of the original 48 x 64 image.
+    assert (r["rois"][:, [0, 2]] >= 0).all() and (r["rois"][:, [0, 2]] <= 48).all()
+    assert (r["rois"][:, [1, 3]] >= 0).all() and (r["rois"][:, [1, 3]] <= 64).all()
 
 
 # ------------------------------------------------------------------ BatchNorm

@@ -1,8 +1,10 @@
 """ResNet backbone, feature pyramid network (FPN) and the frozen BatchNorm layer.
 
 Shape shorthand: B batch, H x W input image (pixels), C channels. A stage-s map has
-stride 2**s: C2 [B, H/4, W/4, 256], C3 [B, H/8, W/8, 512], C4 [B, H/16, W/16, 1024],
-C5 [B, H/32, W/32, 2048]; pyramid levels P2..P5 share those strides with
+stride 2**s: C2 [B, H/4, W/4, C_2], ..., C5 [B, H/32, W/32, C_5] with (C_2..C_5) =
+(256, 512, 1024, 2048) for the bottleneck ResNets (resnet50, resnet101) and
+(64, 128, 256, 512) for the basic-block ones (resnet18, resnet34; see
+:func:`backbone_channels`). Pyramid levels P2..P5 share those strides with
 ``pyramid_size`` channels and P6 has stride 64. Spatial dims may be None.
 
 Layer names follow Matterport's Mask R-CNN (conv1, bn_conv1, res2a_branch2a,
@@ -15,12 +17,33 @@ import string
 
 import keras
 
-# Bottleneck blocks per stage (C2..C5).
+# Bottleneck blocks per stage (C2..C5). Only these two have keras.applications
+# weights (mrcnn.weights reads this table), so the basic-block nets live apart.
 RESNET_BLOCKS = {"resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3)}
 # Bottleneck widths (1x1 reduce, 3x3, 1x1 expand) per stage.
 STAGE_FILTERS = {2: (64, 64, 256), 3: (128, 128, 512), 4: (256, 256, 1024),
                  5: (512, 512, 2048)}
 RESNET_CHANNELS = (256, 512, 1024, 2048)
+# Basic blocks (two 3x3 convs) per stage, He et al. 2016, Table 1.
+BASIC_RESNET_BLOCKS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
+# Width of both 3x3 convs of a basic block per stage; also C2..C5's channels.
+BASIC_STAGE_FILTERS = {2: 64, 3: 128, 4: 256, 5: 512}
+BASIC_RESNET_CHANNELS = (64, 128, 256, 512)
+ARCHITECTURES = tuple(sorted(RESNET_BLOCKS)) + tuple(sorted(BASIC_RESNET_BLOCKS))
+
+
+def backbone_channels(architecture):
+    """Channels (C2, C3, C4, C5) of the named ResNet's stage outputs.
+
+    (256, 512, 1024, 2048) for "resnet50"/"resnet101", (64, 128, 256, 512) for
+    "resnet18"/"resnet34"; the input channels of :func:`build_fpn_model`.
+    """
+    if architecture in RESNET_BLOCKS:
+        return RESNET_CHANNELS
+    if architecture in BASIC_RESNET_BLOCKS:
+        return BASIC_RESNET_CHANNELS
+    raise ValueError(f"architecture must be one of {list(ARCHITECTURES)}, "
+                     f"got {architecture!r}")
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")
@@ -90,13 +113,44 @@ def _bottleneck(x, stage, block, strides, shortcut_conv, train_bn, bn_epsilon):
     return keras.layers.Activation("relu", name=f"res{stage}{block}_out")(y)
 
 
+def _basic_block(x, stage, block, strides, shortcut_conv, train_bn, bn_epsilon):
+    """One ResNet-v1 basic block (3x3 -> 3x3, residual add, ReLU).
+
+    ``strides`` applies to the first 3x3 conv and to the 1x1 projection shortcut
+    (``shortcut_conv``); both 3x3 convs have BASIC_STAGE_FILTERS[stage] channels.
+    Convs keep their bias, like the rest of this file, so every conv layer has the
+    same two weights whatever the architecture.
+    """
+    filters = BASIC_STAGE_FILTERS[stage]
+    conv = f"res{stage}{block}_branch"
+    bn = f"bn{stage}{block}_branch"
+    y = keras.layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=True,
+                            name=conv + "2a")(x)
+    y = BatchNorm(train_bn=train_bn, epsilon=bn_epsilon, name=bn + "2a")(y)
+    y = keras.layers.Activation("relu", name=conv + "2a_relu")(y)
+    y = keras.layers.Conv2D(filters, 3, padding="same", use_bias=True, name=conv + "2b")(y)
+    y = BatchNorm(train_bn=train_bn, epsilon=bn_epsilon, name=bn + "2b")(y)
+    if shortcut_conv:
+        shortcut = keras.layers.Conv2D(filters, 1, strides=strides, use_bias=True,
+                                       name=conv + "1")(x)
+        shortcut = BatchNorm(train_bn=train_bn, epsilon=bn_epsilon, name=bn + "1")(shortcut)
+    else:
+        shortcut = x
+    y = keras.layers.Add(name=f"res{stage}{block}_add")([y, shortcut])
+    return keras.layers.Activation("relu", name=f"res{stage}{block}_out")(y)
+
+
 def resnet_graph(input_image, architecture, stage5=True, train_bn=False,
                  pool_padding="same", bn_epsilon=1e-3):
-    """ResNet-50/101 (v1, Matterport layout) on a functional image tensor.
+    """ResNet-18/34/50/101 (v1, Matterport layout) on a functional image tensor.
 
     Args:
         input_image: [B, H, W, 3] tensor (molded image; H, W may be None).
-        architecture: "resnet50" (3, 4, 6, 3 blocks) or "resnet101" (3, 4, 23, 3).
+        architecture: bottleneck nets "resnet50" (3, 4, 6, 3 blocks) or "resnet101"
+            (3, 4, 23, 3); basic-block nets "resnet18" (2, 2, 2, 2) or "resnet34"
+            (3, 4, 6, 3), cheap enough for CPU tests and demos. All share the stem
+            and the layer names (basic blocks have no ``_branch2c``; stage 2 of a
+            basic-block net has no ``res2a_branch1``, its shape does not change).
         stage5: build stage 5 (C5); False returns None in its place.
         train_bn: see :class:`BatchNorm`.
         pool_padding: "same" (Matterport: 3x3/2 max-pool with "same" padding) or
@@ -106,10 +160,15 @@ def resnet_graph(input_image, architecture, stage5=True, train_bn=False,
         bn_epsilon: BatchNorm epsilon; 1e-3 for Matterport/Keras-2 weights,
             1.001e-5 to reproduce keras.applications exactly.
 
-    Returns: [C1, C2, C3, C4, C5], C1 the pooled stem output [B, H/4, W/4, 64].
+    Returns: [C1, C2, C3, C4, C5], C1 the pooled stem output [B, H/4, W/4, 64], C2..C5
+    with the channels of :func:`backbone_channels`.
     """
-    if architecture not in RESNET_BLOCKS:
-        raise ValueError(f"architecture must be one of {sorted(RESNET_BLOCKS)}, "
+    if architecture in RESNET_BLOCKS:
+        block_fn, stage_blocks = _bottleneck, RESNET_BLOCKS[architecture]
+    elif architecture in BASIC_RESNET_BLOCKS:
+        block_fn, stage_blocks = _basic_block, BASIC_RESNET_BLOCKS[architecture]
+    else:
+        raise ValueError(f"architecture must be one of {list(ARCHITECTURES)}, "
                          f"got {architecture!r}")
     if pool_padding not in ("same", "symmetric"):
         raise ValueError(f"pool_padding must be 'same' or 'symmetric', got {pool_padding!r}")
@@ -124,11 +183,15 @@ def resnet_graph(input_image, architecture, stage5=True, train_bn=False,
         x = keras.layers.MaxPooling2D(3, strides=2, padding="valid", name="pool1")(x)
     outputs = [x]
     stages = (2, 3, 4, 5) if stage5 else (2, 3, 4)
-    for stage, blocks in zip(stages, RESNET_BLOCKS[architecture]):
+    for stage, blocks in zip(stages, stage_blocks):
         for i, block in enumerate(_block_letters(blocks)):
             strides = 2 if (i == 0 and stage > 2) else 1
-            x = _bottleneck(x, stage, block, strides, shortcut_conv=(i == 0),
-                            train_bn=train_bn, bn_epsilon=bn_epsilon)
+            # A projection wherever the block changes the shape: the first block of
+            # every bottleneck stage (64 -> 256 channels in stage 2) and of basic
+            # stages 3-5 (res2a keeps 64 channels and stride 1: identity shortcut).
+            projection = i == 0 and (block_fn is _bottleneck or stage > 2)
+            x = block_fn(x, stage, block, strides, shortcut_conv=projection,
+                         train_bn=train_bn, bn_epsilon=bn_epsilon)
         outputs.append(x)
     if not stage5:
         outputs.append(None)
@@ -184,7 +247,12 @@ def fpn_graph(C2, C3, C4, C5, pyramid_size=256, relu=False):
 def build_fpn_model(channels=RESNET_CHANNELS, pyramid_size=256, relu=False,
                     name="fpn_model"):
     """keras.Model mapping [C2, C3, C4, C5] ([B, h_l, w_l, channels[l]], h_l, w_l may be
-    None) to [P2, P3, P4, P5, P6] (see :func:`fpn_graph`)."""
+    None) to [P2, P3, P4, P5, P6] (see :func:`fpn_graph`).
+
+    ``channels`` must match the backbone: ``backbone_channels(architecture)``, or the
+    last dims of a :func:`build_resnet_model` model's outputs. The default fits
+    resnet50/101 only.
+    """
     if len(channels) != 4:
         raise ValueError(f"channels needs 4 values (C2..C5), got {channels!r}")
     inputs = [keras.Input([None, None, int(c)], name=f"{name}_input_C{level}")
