@@ -1,0 +1,232 @@
+"""Siamese Mask R-CNN: Mask R-CNN that finds instances matching a reference image.
+
+Shape shorthand: B queries, S shots (references per query, config.NUM_TARGETS),
+M reference sets evaluated against one query, h_r = w_r = TARGET_MAX_DIM.
+
+Differences from :class:`mrcnn.model.MaskRCNN`, each an override of one assembly
+method (nothing else is copied):
+
+- inputs: ``input_reference_images`` [B, S, h_r, w_r, 3] (molded) in addition;
+- feature maps: query and references go through the *same* ``resnet_model`` and
+  ``fpn_model`` (FPN with ReLU); each level's reference maps are pooled to one vector
+  (mean over shots and locations) and matched to the query map by L1 distance,
+  concatenated and reduced by a 1x1 conv ``fpn_distance_P2``..``P6`` to 384 channels;
+- heads: 2 classes (background, match) with class-agnostic box and mask outputs;
+- losses: the classifier loss is a plain mean cross-entropy (no active-class mask).
+
+Inference exposes three sub-models sharing the full model's weights, so a query's
+backbone and FPN run once for several reference sets (``detect_multi``):
+``query_model`` (image -> P2..P6), ``reference_model`` (references -> 5 vectors
+[B, 256]) and ``head_model`` (pyramid, vectors, meta -> detections, masks).
+"""
+
+import logging
+
+import keras
+import numpy as np
+
+from mrcnn.layers.backbone import build_fpn_model, build_resnet_model
+from mrcnn.model import MaskRCNN
+from siamese_mrcnn.layers import L1Match, ReferencePooling
+
+logger = logging.getLogger(__name__)
+
+MATCHED_CHANNELS = 384
+LEVELS = ("P2", "P3", "P4", "P5", "P6")
+
+
+class SiameseMaskRCNN(MaskRCNN):
+    """One-shot instance segmentation model (see module docstring).
+
+    Args as :class:`mrcnn.model.MaskRCNN`; ``config`` a
+    :class:`siamese_mrcnn.config.SiameseConfig`.
+    """
+
+    CHECKPOINT_TEMPLATE = "siamese_mrcnn_{epoch:04d}.h5"
+
+    # ------------------------------------------------------------ assembly overrides
+    def build_inputs(self):
+        inputs = super().build_inputs()
+        config = self.config
+        inputs["input_reference_images"] = keras.Input(
+            [config.NUM_TARGETS] + [int(v) for v in config.TARGET_SHAPE],
+            name="input_reference_images")
+        return inputs
+
+    def build_feature_maps(self, inputs):
+        config = self.config
+        resnet = build_resnet_model([None, None, config.IMAGE_CHANNEL_COUNT], config.BACKBONE,
+                                    train_bn=config.TRAIN_BN, name="resnet_model")
+        fpn = build_fpn_model([int(c.shape[-1]) for c in resnet.outputs],
+                              pyramid_size=config.FPN_FEATUREMAPS, relu=True, name="fpn_model")
+        query_pyramid = fpn(resnet(inputs["input_image"]))
+        references = inputs["input_reference_images"]
+        flat_references = keras.ops.reshape(
+            references, (-1,) + tuple(int(v) for v in config.TARGET_SHAPE))  # [B*S, h, w, 3]
+        reference_pyramid = fpn(resnet(flat_references))
+        reference_vectors = [ReferencePooling(config.NUM_TARGETS, name=f"reference_pool_{lvl}")(r)
+                             for lvl, r in zip(LEVELS, reference_pyramid)]
+        matched = [self.build_matching(q, v, lvl)
+                   for lvl, q, v in zip(LEVELS, query_pyramid, reference_vectors)]
+        # Kept for the inference sub-models (query features computed once per image).
+        self._query_pyramid = list(query_pyramid)
+        self._reference_vectors = reference_vectors
+        return matched, matched[:4]
+
+    def build_matching(self, query_map, reference_vector, level):
+        """L1 matching at one level -> [B, h, w, 384]."""
+        joined = L1Match(name=f"fpn_match_{level}")([query_map, reference_vector])
+        return keras.layers.Conv2D(MATCHED_CHANNELS, 1, name=f"fpn_distance_{level}")(joined)
+
+    def build_anchors(self, inputs):
+        if "input_anchors" in inputs:
+            return inputs["input_anchors"]
+        # The meta (not the image) carries the batch size, so the head sub-model can
+        # compute anchors without receiving the query image.
+        return self._anchor_layer()(inputs["input_image_meta"])
+
+    @property
+    def class_agnostic_heads(self):
+        return True
+
+    @property
+    def has_mask_head(self):
+        return self.config.MODEL == "mrcnn"
+
+    def active_class_ids(self, inputs):
+        return None  # plain mean cross-entropy over all sampled ROIs (SPEC section 2)
+
+    def build_inference_model(self, inputs, rpn, feature_maps):
+        model = super().build_inference_model(inputs, rpn, feature_maps)
+        self.query_model = keras.Model(inputs["input_image"], self._query_pyramid,
+                                       name="query_features")
+        self.reference_model = keras.Model(inputs["input_reference_images"],
+                                           self._reference_vectors,
+                                           name="reference_features")
+        head_inputs = self._query_pyramid + self._reference_vectors + [
+            inputs["input_image_meta"]]
+        if "input_anchors" in inputs:
+            head_inputs.append(inputs["input_anchors"])
+        self.head_model = keras.Model(head_inputs, model.outputs, name="matching_heads")
+        self._head_output_names = list(model.output_names) if hasattr(
+            model, "output_names") else None
+        return model
+
+    def make_data_generator(self, dataset, shuffle=True, augmentation=None, seed=None,
+                            steps=None):
+        from siamese_mrcnn.data import OneShotDataGenerator
+        return OneShotDataGenerator(dataset, self.config, shuffle=shuffle,
+                                    augmentation=augmentation, seed=seed, steps=steps)
+
+    # ------------------------------------------------------------ inference
+    def mold_references(self, references, subtract_mean=True):
+        """Reference crops -> [S, h_r, w_r, 3] float32 molded references.
+
+        ``references``: one reference image [h, w, 3] (any size: it is resized by the
+        reference rule) or a sequence of S of them. With ``subtract_mean=False`` the
+        mean pixel is not subtracted (the original evaluation's quirk).
+        """
+        from mrcnn.data import mold_image
+        from siamese_mrcnn.references import resize_reference
+        config = self.config
+        if isinstance(references, np.ndarray) and references.ndim == 3:
+            references = [references]
+        references = list(references)
+        if len(references) != config.NUM_TARGETS:
+            raise ValueError(f"expected {config.NUM_TARGETS} reference image(s) per query "
+                             f"(config.NUM_TARGETS), got {len(references)}")
+        out = []
+        for ref in references:
+            ref = np.asarray(ref)
+            if ref.ndim != 3 or ref.shape[-1] != config.IMAGE_CHANNEL_COUNT:
+                raise ValueError(f"a reference image must be [h, w, "
+                                 f"{config.IMAGE_CHANNEL_COUNT}], got shape {ref.shape}")
+            resized = resize_reference(ref, config)
+            out.append(mold_image(resized, config) if subtract_mean
+                       else resized.astype(np.float32))
+        return np.stack(out).astype(np.float32)
+
+    def detect(self, targets, images, verbose=0, subtract_reference_mean=True):
+        """Detect instances matching each query's references.
+
+        Args:
+            targets: one entry per query image: a reference image [h, w, 3] or a list
+                of NUM_TARGETS of them (any size; resized by the reference rule).
+            images: list of query RGB images.
+        Returns one dict per image as ``mrcnn``'s ``detect``: rois int32 [N, 4] pixel
+        (y1, x1, y2, x2) in the original image, class_ids int32 [N] (1 = matches the
+        reference), scores float32 [N], masks bool [H, W, N].
+        """
+        if self.mode != "inference":
+            raise ValueError("detect needs a model built in mode='inference'")
+        if len(targets) != len(images):
+            raise ValueError(f"detect needs one reference set per image: got "
+                             f"{len(targets)} reference sets for {len(images)} images")
+        results = []
+        batch = self.config.BATCH_SIZE
+        for start in range(0, len(images), batch):
+            chunk = images[start:start + batch]
+            molded, metas, _ = self.mold_inputs(chunk)
+            refs = np.stack([self.mold_references(t, subtract_reference_mean)
+                             for t in targets[start:start + batch]])
+            results.extend(self._detect_with(molded, metas, refs))
+        return results
+
+    def _detect_with(self, molded, metas, molded_refs):
+        inputs = {"input_image": molded, "input_image_meta": metas,
+                  "input_reference_images": molded_refs}
+        if not self.static_image_shape:
+            anchors = self.get_anchors(molded.shape[1:3])
+            inputs["input_anchors"] = np.broadcast_to(anchors, (len(molded),) + anchors.shape).copy()
+        outputs = self.run_graph_on_batch(inputs)
+        return self._unmold_all(outputs, metas)
+
+    def _unmold_all(self, outputs, metas):
+        results = []
+        for i, meta in enumerate(metas):
+            masks = outputs["mrcnn_mask"][i] if "mrcnn_mask" in outputs else None
+            rois, class_ids, scores, full_masks = self.unmold_detections(
+                outputs["detections"][i], masks, meta[1:4].astype(int), meta[4:7].astype(int),
+                meta[7:11])
+            results.append({"rois": rois, "class_ids": class_ids, "scores": scores,
+                            "masks": full_masks})
+        return results
+
+    def detect_multi(self, image, reference_sets, subtract_reference_mean=True):
+        """Detect in one query image against several reference sets (e.g. categories).
+
+        The query's backbone and FPN run once; each reference set is matched against the
+        shared features, BATCH_SIZE sets at a time. Gives the same result as calling
+        ``detect([refs], [image])`` for each set. Returns one result dict per set.
+        """
+        if self.mode != "inference":
+            raise ValueError("detect_multi needs a model built in mode='inference'")
+        if len(reference_sets) == 0:
+            return []
+        molded, metas, _ = self.mold_inputs([image])
+        pyramid = [p.numpy() for p in self._call(self.query_model, molded)]
+        results = []
+        batch = max(1, self.config.BATCH_SIZE)
+        for start in range(0, len(reference_sets), batch):
+            sets = reference_sets[start:start + batch]
+            refs = np.stack([self.mold_references(s, subtract_reference_mean) for s in sets])
+            vectors = [v.numpy() for v in self._call(self.reference_model, refs)]
+            n = len(sets)
+            head_inputs = [np.repeat(p, n, axis=0) for p in pyramid] + vectors + [
+                np.repeat(metas, n, axis=0)]
+            if not self.static_image_shape:
+                anchors = self.get_anchors(molded.shape[1:3])
+                head_inputs.append(np.broadcast_to(anchors, (n,) + anchors.shape).copy())
+            outputs = self._call(self.head_model, head_inputs)
+            outputs = {k: v.numpy() for k, v in outputs.items()}
+            results.extend(self._unmold_all(outputs, np.repeat(metas, n, axis=0)))
+        return results
+
+    def _call(self, model, inputs):
+        """Run a sub-model through a cached tf.function (traced once per input shape)."""
+        import tensorflow as tf
+        cache = self.__dict__.setdefault("_sub_fns", {})
+        if model.name not in cache:
+            cache[model.name] = tf.function(lambda x: model(x, training=False),
+                                            reduce_retracing=True)
+        return cache[model.name](inputs)
