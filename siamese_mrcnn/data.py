@@ -26,13 +26,11 @@ masks; a dataset without ``category_image_index`` (anything but a ``CocoDataset`
 gets one built once, by scanning its masks, when the generator is created.
 """
 
-import copy
 from dataclasses import dataclass
 
 import numpy as np
 
-from mrcnn.data import (DataGenerator, build_rpn_targets, compose_image_meta,
-                        load_image_gt, mold_image, parse_image_meta)
+from mrcnn.data import DataGenerator, build_rpn_targets, load_image_gt, mold_image
 from siamese_mrcnn.references import ensure_category_index, sample_references
 
 __all__ = ["OneShotDataGenerator", "SampleProvenance"]
@@ -106,12 +104,6 @@ class OneShotDataGenerator(DataGenerator):
                              f"{self.active_class_ids.tolist()}")
         # Images without any active instance would only be loaded to be passed over.
         self.image_ids = self.image_ids[np.isin(self.image_ids, candidates)]
-        # load_image_gt marks the image's source classes in a NUM_CLASSES-long meta
-        # vector; the dataset may have more classes than the model's 2, so it works on
-        # a copy sized to the dataset and the 2-class meta is written afterwards.
-        self._dataset_config = copy.copy(config)
-        self._dataset_config.NUM_CLASSES = max(int(dataset.num_classes),
-                                               int(config.NUM_CLASSES))
 
     # -------------------------------------------------------------- samples
     def load_sample(self, image_id, rng):
@@ -143,9 +135,10 @@ class OneShotDataGenerator(DataGenerator):
             category survives the resize (the base class then skips the image).
         """
         config = self.config
+        # Both classes (background, match) are active in every one-shot sample.
         image, image_meta, class_ids, boxes, masks = load_image_gt(
-            self.dataset, self._dataset_config, image_id, augmentation=self.augmentation,
-            rng=rng)
+            self.dataset, config, image_id, augmentation=self.augmentation, rng=rng,
+            active_class_ids=np.ones(config.NUM_CLASSES, dtype=np.int32))
         present = np.intersect1d(class_ids[class_ids > 0], self.active_class_ids)
         if len(present) == 0:
             return None, None
@@ -162,10 +155,6 @@ class OneShotDataGenerator(DataGenerator):
 
         references, sources = sample_references(self.dataset, class_id, rng, config,
                                                 int(config.NUM_TARGETS))
-        meta = parse_image_meta(image_meta)
-        image_meta = compose_image_meta(
-            image_id, meta["original_image_shape"], meta["image_shape"], meta["window"],
-            float(meta["scale"]), np.ones(config.NUM_CLASSES, dtype=np.int32))
         sample = {
             "input_image": mold_image(image, config),
             "input_image_meta": image_meta,

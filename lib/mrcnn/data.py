@@ -115,7 +115,8 @@ def _describe(dataset, image_id):
         return f"image {image_id}"
 
 
-def load_image_gt(dataset, config, image_id, augmentation=None, rng=None):
+def load_image_gt(dataset, config, image_id, augmentation=None, rng=None,
+                  active_class_ids=None):
     """Load an image with its ground truth, resized (and augmented) for training.
 
     Args:
@@ -123,6 +124,9 @@ def load_image_gt(dataset, config, image_id, augmentation=None, rng=None):
         config: uses IMAGE_RESIZE_MODE, IMAGE_MIN_DIM, IMAGE_MAX_DIM, IMAGE_MIN_SCALE,
             NUM_CLASSES, USE_MINI_MASK, MINI_MASK_SHAPE.
         image_id: internal id of the image in ``dataset``.
+        active_class_ids: optional [NUM_CLASSES] 0/1 vector for the meta; default: the
+            classes of the image's source dataset (Matterport). A model whose classes
+            are not the dataset's (the 2-class Siamese model) passes its own.
         augmentation: None, a callable ``(image, masks, rng) -> (image, masks)`` or an
             imgaug-style augmenter (see :mod:`mrcnn.augmentation`); applied after
             resizing.
@@ -175,9 +179,15 @@ def load_image_gt(dataset, config, image_id, augmentation=None, rng=None):
     mask, class_ids = mask[:, :, keep], class_ids[keep]
     bbox = np.asarray(utils.extract_bboxes(mask), dtype=np.int32).reshape(-1, 4)
 
-    active_class_ids = np.zeros(config.NUM_CLASSES, dtype=np.int32)
-    source = dataset.image_info[image_id]["source"]
-    active_class_ids[dataset.source_class_ids[source]] = 1
+    if active_class_ids is None:
+        active_class_ids = np.zeros(config.NUM_CLASSES, dtype=np.int32)
+        source = dataset.image_info[image_id]["source"]
+        source_ids = np.asarray(dataset.source_class_ids[source])
+        if len(source_ids) and source_ids.max() >= config.NUM_CLASSES:
+            raise ValueError(f"{_describe(dataset, image_id)}: the dataset has class id "
+                             f"{int(source_ids.max())} but config.NUM_CLASSES is "
+                             f"{config.NUM_CLASSES}")
+        active_class_ids[source_ids] = 1
 
     if config.USE_MINI_MASK:
         if mask.shape[-1]:

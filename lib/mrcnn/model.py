@@ -180,13 +180,16 @@ class MaskRCNN:
         """Anchors [B, A, 4], normalised; a constant for fixed image shapes."""
         if "input_anchors" in inputs:
             return inputs["input_anchors"]
+        return self._anchor_layer()(inputs["input_image"])
+
+    def _anchor_layer(self):
         config = self.config
         return AnchorLayer(config.RPN_ANCHOR_SCALES, config.RPN_ANCHOR_RATIOS,
                            config.BACKBONE_STRIDES, config.RPN_ANCHOR_STRIDE,
                            [int(v) for v in config.IMAGE_SHAPE[:2]],
                            feature_shapes=compute_backbone_shapes(
                                config, config.IMAGE_SHAPE).tolist(),
-                           name="anchors")(inputs["input_image"])
+                           name="anchors")
 
     def build_roi_targets(self, inputs, rpn_rois):
         """Sample training ROIs and their targets (normalised boxes)."""
@@ -224,7 +227,8 @@ class MaskRCNN:
         pooled = PyramidROIAlign([config.MASK_POOL_SIZE, config.MASK_POOL_SIZE],
                                  name="roi_align_mask")([rois, image_meta] + feature_maps)
         return build_fpn_mask_graph(pooled, config.NUM_CLASSES, train_bn=config.TRAIN_BN,
-                                    class_agnostic=self.class_agnostic_heads)
+                                    class_agnostic=self.class_agnostic_heads,
+                                    conv_size=config.MASK_HEAD_CONV_SIZE)
 
     def build_training_model(self, inputs, rpn, feature_maps):
         meta = inputs["input_image_meta"]
@@ -332,10 +336,13 @@ class MaskRCNN:
             optimizer = keras.optimizers.SGD(learning_rate=learning_rate,
                                              momentum=config.LEARNING_MOMENTUM,
                                              global_clipnorm=config.GRADIENT_CLIP_NORM)
+            # NMS and crop_and_resize do not compile under XLA.
             self.keras_model.compile(optimizer=optimizer, jit_compile=False)
+        # The generator already orders batches reproducibly from (seed, epoch); Keras'
+        # own shuffle would reorder them with Python's global random state.
         history = self.keras_model.fit(train_gen, initial_epoch=self.epoch, epochs=epochs,
                                        validation_data=val_gen, callbacks=callbacks,
-                                       verbose=verbose)
+                                       verbose=verbose, shuffle=False)
         self.epoch = max(self.epoch, epochs)
         return history
 
@@ -343,21 +350,23 @@ class MaskRCNN:
     def set_log_dir(self, model_path=None):
         """Set ``log_dir``, ``checkpoint_path`` and ``epoch``.
 
-        Without ``model_path``: a new run directory ``{name}{YYYYmmddTHHMM}`` and epoch
-        0. With a checkpoint path of this class's naming inside such a directory:
-        that directory, and the epoch the checkpoint finished, so training resumes.
+        Without ``model_path``: a new run directory ``model_dir/{name}{YYYYmmddTHHMM}``
+        and epoch 0. With a checkpoint path of this class's naming inside such a run
+        directory (wherever it is): that directory, and the epoch the checkpoint
+        finished, so training resumes there.
         """
         self.epoch = 0
         name = self.config.NAME.lower()
-        now = datetime.datetime.now()
+        self.log_dir = os.path.join(self.model_dir,
+                                    f"{name}{datetime.datetime.now():%Y%m%dT%H%M}")
         if model_path:
             stem = re.escape(self.CHECKPOINT_TEMPLATE.split("{epoch")[0].format(name=name))
-            m = re.match(r".*[/\\][\w.-]*?(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})[/\\]" + stem
-                         + r"(\d{4})\.h5$", os.path.abspath(model_path))
+            path = os.path.abspath(model_path)
+            m = re.match(r".*[/\\][\w.-]*?\d{8}T\d{4}[/\\]" + stem + r"(\d{4})\.h5$", path)
             if m:
-                now = datetime.datetime(*[int(g) for g in m.groups()[:5]])
-                self.epoch = int(m.group(6))
-        self.log_dir = os.path.join(self.model_dir, f"{name}{now:%Y%m%dT%H%M}")
+                # Resume: continue in the checkpoint's run directory, after its epoch.
+                self.epoch = int(m.group(1))
+                self.log_dir = os.path.dirname(path)
         self.checkpoint_path = os.path.join(
             self.log_dir, self.CHECKPOINT_TEMPLATE.replace("{epoch:04d}", "{{epoch:04d}}")
             .format(name=name))

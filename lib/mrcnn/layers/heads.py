@@ -159,7 +159,8 @@ def fpn_classifier_graph(pooled, num_classes, train_bn=False, fc_layers_size=102
     return logits, probs, bbox
 
 
-def build_fpn_mask_graph(pooled, num_classes, train_bn=False, class_agnostic=False):
+def build_fpn_mask_graph(pooled, num_classes, train_bn=False, class_agnostic=False,
+                         conv_size=256):
     """Mask head on ROI-aligned features.
 
     Args:
@@ -168,16 +169,18 @@ def build_fpn_mask_graph(pooled, num_classes, train_bn=False, class_agnostic=Fal
         train_bn: see :class:`mrcnn.layers.backbone.BatchNorm`.
         class_agnostic: predict one mask per ROI and repeat it for all K classes (the
             Siamese head) instead of one mask per class.
+        conv_size: channels of the four convs and the deconv (256 in the paper and
+            Matterport; smaller only to make tiny CPU models cheap).
 
     Returns: float32 [B, R, 2P, 2P, K] mask probabilities (sigmoid), in the ROI's frame.
     """
     x = FoldROIs(name="mrcnn_mask_fold_rois")(pooled)  # [B*R, P, P, C]
     for i in range(1, 5):
-        x = keras.layers.Conv2D(256, 3, padding="same", name=f"mrcnn_mask_conv{i}")(x)
+        x = keras.layers.Conv2D(conv_size, 3, padding="same", name=f"mrcnn_mask_conv{i}")(x)
         x = BatchNorm(train_bn=train_bn, name=f"mrcnn_mask_bn{i}")(x)
         x = keras.layers.Activation("relu", name=f"mrcnn_mask_relu{i}")(x)
-    x = keras.layers.Conv2DTranspose(256, 2, strides=2, activation="relu",
-                                     name="mrcnn_mask_deconv")(x)  # [B*R, 2P, 2P, 256]
+    x = keras.layers.Conv2DTranspose(conv_size, 2, strides=2, activation="relu",
+                                     name="mrcnn_mask_deconv")(x)  # [B*R, 2P, 2P, conv_size]
     x = keras.layers.Conv2D(1 if class_agnostic else num_classes, 1, activation="sigmoid",
                             name="mrcnn_mask")(x)
     masks = UnfoldROIs(dtype="float32", name="mrcnn_mask_unfold")([x, pooled])

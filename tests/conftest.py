@@ -1,0 +1,8 @@
+"""Test-session setup shared by all test packages."""
+
+import os
+
+# Quieten TensorFlow's C++ logging (grappler cost-model warnings and the like);
+# must be set before TensorFlow is first imported.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MPLBACKEND", "Agg")

@@ -1,0 +1,151 @@
+"""MaskRCNN end to end on a tiny config: train in stages, checkpoints, resume, detect,
+weight round trips. Models are traced once per module to keep the suite fast."""
+
+import math
+import os
+
+import numpy as np
+import pytest
+
+from mrcnn.model import MaskRCNN
+from tests.mrcnn.tiny import DeterministicTinyConfig, TinyConfig, shapes_dataset
+
+LOSSES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss",
+          "mrcnn_mask_loss")
+
+
+def _snapshot(model, names=("conv1", "res5c_branch2c", "mrcnn_class_logits", "fpn_p2",
+                             "mrcnn_mask")):
+    return {name: model.keras_model.get_layer(name).get_weights()[0].copy()
+            for name in names}
+
+
+@pytest.fixture(scope="module")
+def staged_run(tmp_path_factory):
+    """Stage 1 (heads, to epoch 1) then stage 2 (all layers, to epoch 2), one process."""
+    model_dir = str(tmp_path_factory.mktemp("staged"))
+    dataset = shapes_dataset(count=6)
+    model = MaskRCNN("training", DeterministicTinyConfig(), model_dir)
+    initial = _snapshot(model)
+    first = model.train(dataset, dataset, 0.002, 1, "heads", seed=3, verbose=0)
+    after_heads = _snapshot(model)
+    second = model.train(dataset, dataset, 0.002, 2, "all", seed=3, verbose=0)
+    return {"model": model, "dataset": dataset, "model_dir": model_dir,
+            "first": first.history, "second": second.history,
+            "weights": {"initial": initial, "heads": after_heads, "all": _snapshot(model)}}
+
+
+def test_training_reports_five_finite_losses_and_writes_checkpoints(staged_run):
+    model = staged_run["model"]
+    for history in (staged_run["first"], staged_run["second"]):
+        for name in LOSSES + ("loss", "val_loss"):
+            assert len(history[name]) == 1 and math.isfinite(history[name][0]), name
+    files = sorted(os.listdir(model.log_dir))
+    assert "mask_rcnn_tiny_det_0001.h5" in files and "mask_rcnn_tiny_det_0002.h5" in files
+    assert "config.json" in files
+    assert model.epoch == 2
+    assert model.find_last().endswith("mask_rcnn_tiny_det_0002.h5")
+
+
+def test_heads_stage_trains_only_heads_and_all_stage_trains_backbone(staged_run):
+    w = staged_run["weights"]
+    for name in ("conv1", "res5c_branch2c"):
+        np.testing.assert_array_equal(w["initial"][name], w["heads"][name], err_msg=name)
+        assert not np.array_equal(w["heads"][name], w["all"][name]), name
+    # (The mask head gets no gradient until some ROI is positive, so it is not checked.)
+    for name in ("mrcnn_class_logits", "fpn_p2"):
+        assert not np.array_equal(w["initial"][name], w["heads"][name]), name
+        assert not np.array_equal(w["heads"][name], w["all"][name]), name
+
+
+def test_second_stage_in_same_process_equals_fresh_process_from_checkpoint(staged_run,
+                                                                           tmp_path):
+    """Nothing accumulates across train() calls (Matterport's recompile bug)."""
+    fresh = MaskRCNN("training", DeterministicTinyConfig(), str(tmp_path))
+    first_checkpoint = os.path.join(staged_run["model"].log_dir, "mask_rcnn_tiny_det_0001.h5")
+    fresh.load_weights(first_checkpoint, by_name=True)
+    assert fresh.epoch == 1  # resumes after the checkpoint's epoch
+    assert fresh.log_dir == staged_run["model"].log_dir
+    fresh.checkpoint_path = os.path.join(str(tmp_path), "resumed_{epoch:04d}.h5")
+    history = fresh.train(staged_run["dataset"], None, 0.002, 2, "all", seed=3,
+                          verbose=0).history
+    for name in LOSSES + ("loss",):
+        np.testing.assert_allclose(history[name][0], staged_run["second"][name][0],
+                                   rtol=1e-4, err_msg=name)
+    assert os.path.exists(os.path.join(str(tmp_path), "resumed_0002.h5"))
+
+
+@pytest.fixture(scope="module")
+def inference_model(staged_run):
+    model = MaskRCNN("inference", TinyConfig(), staged_run["model_dir"])
+    model.load_weights(staged_run["model"].find_last(), by_name=True)
+    return model
+
+
+def test_detect_returns_documented_dicts_in_original_pixels(inference_model):
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, size=(48, 64, 3), dtype=np.uint8) for _ in range(3)]
+    results = inference_model.detect(images)  # 3 images with BATCH_SIZE 2: two batches
+    assert len(results) == 3
+    for r in results:
+        n = len(r["class_ids"])
+        assert r["rois"].dtype == np.int32 and r["rois"].shape == (n, 4)
+        assert r["class_ids"].dtype == np.int32
+        assert r["scores"].dtype == np.float32 and r["scores"].shape == (n,)
+        assert r["masks"].dtype == bool and r["masks"].shape == (48, 64, n)
+        assert n <= TinyConfig.DETECTION_MAX_INSTANCES
+        if n:
+            assert (r["rois"][:, [0, 2]] <= 48).all() and (r["rois"][:, [1, 3]] <= 64).all()
+            assert (r["rois"] >= 0).all()
+            assert set(r["class_ids"].tolist()) <= {1, 2, 3}
+            assert (np.diff(r["scores"]) <= 1e-6).all()  # sorted by score
+    # DETECTION_MIN_CONFIDENCE is 0 so an untrained-ish model still returns boxes.
+    assert sum(len(r["class_ids"]) for r in results) > 0
+    assert inference_model.detect([]) == []
+
+
+def test_save_then_load_by_name_into_fresh_model_gives_identical_outputs(
+        inference_model, tmp_path):
+    path = str(tmp_path / "weights.h5")
+    inference_model.save_weights(path)
+    fresh = MaskRCNN("inference", TinyConfig(), str(tmp_path))
+    image = np.random.default_rng(1).integers(0, 255, size=(64, 64, 3), dtype=np.uint8)
+    molded, metas, _ = inference_model.mold_inputs([image])
+    before = fresh.run_graph_on_batch({"input_image": molded, "input_image_meta": metas})
+    fresh.load_weights(path, by_name=True)
+    expected = inference_model.run_graph_on_batch({"input_image": molded,
+                                                   "input_image_meta": metas})
+    got = fresh.run_graph_on_batch({"input_image": molded, "input_image_meta": metas})
+    # Identical weights; two model instances may still differ in the last float bit
+    # (oneDNN kernel choice), hence 1e-6 rather than bitwise equality.
+    for key in ("detections", "mrcnn_mask", "rpn_rois", "mrcnn_class"):
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-6,
+                                   err_msg=key)
+    assert not np.array_equal(before["mrcnn_class"], expected["mrcnn_class"])
+
+
+def test_load_with_exclude_leaves_excluded_layers_untouched(inference_model, tmp_path):
+    path = str(tmp_path / "weights.h5")
+    inference_model.save_weights(path)
+    fresh = MaskRCNN("inference", TinyConfig(), str(tmp_path))
+    excluded = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_mask"]
+    initial = {name: fresh.keras_model.get_layer(name).get_weights() for name in excluded}
+    fresh.load_weights(path, by_name=True, exclude=excluded)
+    for name in excluded:
+        for w0, w1 in zip(initial[name], fresh.keras_model.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(w0, w1, err_msg=name)
+    loaded = fresh.keras_model.get_layer("mrcnn_class_conv1").get_weights()[0]
+    source = inference_model.keras_model.get_layer("mrcnn_class_conv1").get_weights()[0]
+    np.testing.assert_array_equal(loaded, source)
+
+
+def test_find_last_and_bad_arguments_give_clear_errors(tmp_path):
+    model = MaskRCNN("inference", TinyConfig(), str(tmp_path / "empty"))
+    with pytest.raises(FileNotFoundError, match="empty"):
+        model.find_last()
+    with pytest.raises(ValueError, match="mode"):
+        MaskRCNN("train", TinyConfig(), str(tmp_path))
+    with pytest.raises(ValueError, match="training"):
+        model.train(None, None, 0.002, 1, "heads")
+    with pytest.raises(ValueError, match=r"\[H, W, 3\].*\(10, 10\)"):
+        model.detect([np.zeros((10, 10), np.uint8)])
