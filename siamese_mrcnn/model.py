@@ -107,29 +107,48 @@ class SiameseMaskRCNN(MaskRCNN):
             inputs["input_image_meta"]]
         if "input_anchors" in inputs:
             head_inputs.append(inputs["input_anchors"])
-        self.head_model = keras.Model(head_inputs, model.outputs, name="matching_heads")
-        self._head_output_names = list(model.output_names) if hasattr(
-            model, "output_names") else None
+        # model.output keeps the dict structure (model.outputs is a flat list).
+        self.head_model = keras.Model(head_inputs, model.output, name="matching_heads")
         return model
+
+    # Dataset class ids that training batches may query (a split's seen classes);
+    # None: every class. Set by ``train(..., active_class_ids=...)``.
+    train_class_ids = None
+
+    def train(self, train_dataset, val_dataset, learning_rate, epochs, layers,
+              augmentation=None, custom_callbacks=None, seed=None, verbose=1,
+              active_class_ids=None):
+        """:meth:`mrcnn.model.MaskRCNN.train`, plus ``active_class_ids``: the class ids
+        (of both datasets) whose instances may be queried and serve as references in
+        this call's training and validation batches, e.g. the seen classes of a split;
+        None for every class."""
+        self.train_class_ids = None if active_class_ids is None else list(active_class_ids)
+        return super().train(train_dataset, val_dataset, learning_rate, epochs, layers,
+                             augmentation=augmentation, custom_callbacks=custom_callbacks,
+                             seed=seed, verbose=verbose)
 
     def make_data_generator(self, dataset, shuffle=True, augmentation=None, seed=None,
                             steps=None):
         from siamese_mrcnn.data import OneShotDataGenerator
         return OneShotDataGenerator(dataset, self.config, shuffle=shuffle,
-                                    augmentation=augmentation, seed=seed, steps=steps)
+                                    augmentation=augmentation, seed=seed, steps=steps,
+                                    active_class_ids=self.train_class_ids)
 
     # ------------------------------------------------------------ inference
     def mold_references(self, references, subtract_mean=True):
         """Reference crops -> [S, h_r, w_r, 3] float32 molded references.
 
-        ``references``: one reference image [h, w, 3] (any size: it is resized by the
-        reference rule) or a sequence of S of them. With ``subtract_mean=False`` the
-        mean pixel is not subtracted (the original evaluation's quirk).
+        ``references``: one reference or a sequence of S (= NUM_TARGETS) of them. A
+        reference is either an image [h, w, 3] (any size: it is resized by the
+        reference rule) or an image with an object box, given as a dict
+        ``{"image": [H, W, 3], "box": (y1, x1, y2, x2)}`` or a tuple ``(image, box)``;
+        see :meth:`reference_from_box`. With ``subtract_mean=False`` the mean pixel
+        is not subtracted (the original evaluation's quirk).
         """
         from mrcnn.data import mold_image
         from siamese_mrcnn.references import resize_reference
         config = self.config
-        if isinstance(references, np.ndarray) and references.ndim == 3:
+        if _is_single_reference(references):
             references = [references]
         references = list(references)
         if len(references) != config.NUM_TARGETS:
@@ -137,6 +156,9 @@ class SiameseMaskRCNN(MaskRCNN):
                              f"(config.NUM_TARGETS), got {len(references)}")
         out = []
         for ref in references:
+            if isinstance(ref, dict) or _is_image_and_box(ref):
+                image, box = (ref["image"], ref["box"]) if isinstance(ref, dict) else ref
+                ref = self.reference_from_box(image, box)
             ref = np.asarray(ref)
             if ref.ndim != 3 or ref.shape[-1] != config.IMAGE_CHANNEL_COUNT:
                 raise ValueError(f"a reference image must be [h, w, "
@@ -146,12 +168,41 @@ class SiameseMaskRCNN(MaskRCNN):
                        else resized.astype(np.float32))
         return np.stack(out).astype(np.float32)
 
+    def reference_from_box(self, image, box):
+        """Reference uint8 [h_r, w_r, 3] of the object in pixel ``box`` of ``image``.
+
+        ``box`` is (y1, x1, y2, x2) in pixels of ``image`` as given (y2/x2 exclusive).
+        As in training (SPEC section 4), the image is first resized the query way
+        (IMAGE_RESIZE_MODE, except that "crop" is done as "square" so the object
+        cannot be cut away), then the box, mapped into the resized image, is cropped
+        and resized by the reference rule (:func:`siamese_mrcnn.references.crop_reference`).
+        """
+        from mrcnn import utils
+        from siamese_mrcnn.references import crop_reference
+        config = self.config
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[-1] != config.IMAGE_CHANNEL_COUNT:
+            raise ValueError(f"a reference's source image must be [H, W, "
+                             f"{config.IMAGE_CHANNEL_COUNT}], got shape {image.shape}")
+        box = np.asarray(box, dtype=np.float64).reshape(-1)
+        if box.shape != (4,):
+            raise ValueError(f"a reference box must be (y1, x1, y2, x2), got {box.tolist()}")
+        mode = "square" if config.IMAGE_RESIZE_MODE == "crop" else config.IMAGE_RESIZE_MODE
+        resized, _, scale, padding, _ = utils.resize_image(
+            image, min_dim=config.IMAGE_MIN_DIM, max_dim=config.IMAGE_MAX_DIM,
+            min_scale=config.IMAGE_MIN_SCALE, mode=mode)
+        shift = np.array([padding[0][0], padding[1][0]] * 2, dtype=np.float64)
+        return crop_reference(resized, np.round(box * scale + shift).astype(int), config)
+
     def detect(self, targets, images, verbose=0, subtract_reference_mean=True):
         """Detect instances matching each query's references.
 
         Args:
-            targets: one entry per query image: a reference image [h, w, 3] or a list
-                of NUM_TARGETS of them (any size; resized by the reference rule).
+            targets: one entry per query image: a reference or a list of NUM_TARGETS
+                of them. A reference is an image [h, w, 3] (any size; resized by the
+                reference rule) or an image with a pixel box, ``{"image": image,
+                "box": (y1, x1, y2, x2)}`` or ``(image, box)`` (see
+                :meth:`reference_from_box`).
             images: list of query RGB images.
         Returns one dict per image as ``mrcnn``'s ``detect``: rois int32 [N, 4] pixel
         (y1, x1, y2, x2) in the original image, class_ids int32 [N] (1 = matches the
@@ -230,3 +281,17 @@ class SiameseMaskRCNN(MaskRCNN):
             cache[model.name] = tf.function(lambda x: model(x, training=False),
                                             reduce_retracing=True)
         return cache[model.name](inputs)
+
+
+def _is_image_and_box(value):
+    """True for a tuple (image [H, W, C], box of 4 numbers)."""
+    if not isinstance(value, tuple) or len(value) != 2:
+        return False
+    image, box = value
+    return np.ndim(image) == 3 and np.shape(box) == (4,)
+
+
+def _is_single_reference(value):
+    """True for one reference (image, dict or (image, box)), False for a sequence."""
+    return ((isinstance(value, np.ndarray) and value.ndim == 3) or isinstance(value, dict)
+            or _is_image_and_box(value))
