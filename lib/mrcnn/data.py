@@ -222,7 +222,7 @@ class DataGenerator(keras.utils.PyDataset):
     - ``input_rpn_bbox`` float32 [B, R, 4], zero padded;
     - ``input_gt_class_ids`` int32 [B, G], 0 padded, negative = crowd;
     - ``input_gt_boxes`` float32 [B, G, 4] pixel boxes, zero padded;
-    - ``input_gt_masks`` bool [B, h, w, G].
+    - ``input_gt_masks`` uint8 (0/1) [B, h, w, G].
 
     Order and randomness: epoch ``e`` walks the images in a permutation drawn from
     ``(seed, e)`` (the identity when ``shuffle`` is False); when an epoch needs more
@@ -447,4 +447,8 @@ class DataGenerator(keras.utils.PyDataset):
                     f"'pad64' give each image its own size, so use BATCH_SIZE 1 or "
                     f"'square'/'crop'")
             batch[key] = np.stack([s[key] for s in samples])
+            if batch[key].dtype == bool:
+                # tf.distribute cannot split bool batches across replicas; uint8 has
+                # the same size.
+                batch[key] = batch[key].astype(np.uint8)
         return batch

@@ -145,7 +145,7 @@ class MaskRCNN:
                 "input_gt_class_ids": keras.Input([None], dtype="int32",
                                                   name="input_gt_class_ids"),
                 "input_gt_boxes": keras.Input([None, 4], name="input_gt_boxes"),
-                "input_gt_masks": keras.Input(mask_shape + [None], dtype="bool",
+                "input_gt_masks": keras.Input(mask_shape + [None], dtype="uint8",
                                               name="input_gt_masks"),
             })
             if not config.USE_RPN_ROIS:
@@ -243,7 +243,7 @@ class MaskRCNN:
             outputs["mrcnn_mask"] = self.build_mask_head(rois, feature_maps, meta)
         model = LossModel(inputs=inputs, outputs=outputs, name="mask_rcnn")
         model.configure_losses(self.compute_losses, self.config.LOSS_WEIGHTS,
-                               self.config.WEIGHT_DECAY)
+                               self.config.WEIGHT_DECAY, self.config.GRADIENT_CLIP_NORM)
         return model
 
     def build_inference_model(self, inputs, rpn, feature_maps):
@@ -301,8 +301,9 @@ class MaskRCNN:
         names. Starts at ``self.epoch`` (set by ``load_weights`` of a checkpoint of
         this run's naming, so a resumed run continues at the right epoch and writes
         into the same directory). Each call compiles a fresh SGD optimizer (momentum
-        LEARNING_MOMENTUM, global-norm clipping GRADIENT_CLIP_NORM) and fresh loss
-        trackers. Returns the Keras History (None when already at ``epochs``).
+        LEARNING_MOMENTUM; the train step clips the global batch's gradient to
+        GRADIENT_CLIP_NORM) and fresh loss trackers. Returns the Keras History
+        (None when already at ``epochs``).
         """
         if self.mode != "training":
             raise ValueError("train() needs a model built in mode='training'")
@@ -333,9 +334,9 @@ class MaskRCNN:
                     layers, self.epoch, epochs, learning_rate, self.log_dir)
         with self.scope():
             set_trainable(self.keras_model, regex)
+            # Clipping by GRADIENT_CLIP_NORM happens in the train step (see LossModel).
             optimizer = keras.optimizers.SGD(learning_rate=learning_rate,
-                                             momentum=config.LEARNING_MOMENTUM,
-                                             global_clipnorm=config.GRADIENT_CLIP_NORM)
+                                             momentum=config.LEARNING_MOMENTUM)
             # NMS and crop_and_resize do not compile under XLA.
             self.keras_model.compile(optimizer=optimizer, jit_compile=False)
         # The generator already orders batches reproducibly from (seed, epoch); Keras'

@@ -106,60 +106,92 @@ class LossModel(keras.Model):
     ``fit`` takes the input dicts of ``mrcnn.data.DataGenerator`` as ``x`` (no ``y``).
     """
 
-    def configure_losses(self, loss_fn, loss_weights, weight_decay):
+    def configure_losses(self, loss_fn, loss_weights, weight_decay, gradient_clip_norm=None):
         """``loss_fn(outputs, inputs) -> {name: scalar}`` for the names of LOSS_NAMES
-        present in ``loss_weights`` (missing weights count as 1.0)."""
-        self._loss_fn = loss_fn
-        self._loss_weights = dict(loss_weights)
-        self._weight_decay = float(weight_decay)
-        self._trackers = {name: keras.metrics.Mean(name=name)
+        present in ``loss_weights`` (missing weights count as 1.0).
+
+        ``gradient_clip_norm``: clip the gradient of the global batch by its global norm
+        (done here, not by the optimizer's ``global_clipnorm``, which under a
+        tf.distribute strategy would clip each replica's partial gradient).
+        """
+        self._mrcnn_clip_norm = gradient_clip_norm
+        self._mrcnn_loss_fn = loss_fn
+        self._mrcnn_loss_weights = dict(loss_weights)
+        self._mrcnn_weight_decay = float(weight_decay)
+        self._mrcnn_trackers = {name: keras.metrics.Mean(name=name)
                           for name in LOSS_NAMES + ("loss",)}
 
     @property
     def metrics(self):
-        trackers = getattr(self, "_trackers", None)
+        trackers = getattr(self, "_mrcnn_trackers", None)
         return list(trackers.values()) if trackers else []
 
-    def _losses(self, x, training):
+    def _named_losses(self, x, training):
         outputs = self(x, training=training)
-        losses = self._loss_fn(outputs, x)
+        losses = self._mrcnn_loss_fn(outputs, x)
         total = tf.constant(0.0, tf.float32)
         for name, value in losses.items():
-            total += tf.cast(value, tf.float32) * self._loss_weights.get(name, 1.0)
-        if self._weight_decay > 0:
+            total += tf.cast(value, tf.float32) * self._mrcnn_loss_weights.get(name, 1.0)
+        if self._mrcnn_weight_decay > 0:
             decay = [tf.reduce_sum(tf.square(tf.cast(w, tf.float32))) /
-                     tf.cast(tf.size(w), tf.float32) for w in self._decayed]
+                     tf.cast(tf.size(w), tf.float32) for w in self._mrcnn_decayed]
             if decay:
-                total += self._weight_decay * tf.add_n(decay)
+                total += self._mrcnn_weight_decay * tf.add_n(decay)
         return losses, total
 
     def compile(self, *args, **kwargs):
         super().compile(*args, **kwargs)
         # Recomputed per compile because train() changes which layers are trainable.
-        self._decayed = decayed_weights(self)
+        self._mrcnn_decayed = decayed_weights(self)
 
     def train_step(self, data):
         x = data[0] if isinstance(data, tuple) else data
         with tf.GradientTape() as tape:
-            losses, total = self._losses(x, training=True)
+            losses, total = self._named_losses(x, training=True)
             # Gradients are summed over replicas; scale so they are of the global mean.
             scaled = keras.src.losses.loss.scale_loss_for_distribution(total)
             scaled = self.optimizer.scale_loss(scaled)
         variables = self.trainable_variables
         grads = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(zip(grads, variables))
+        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+        grads = self._clip_global_batch_gradient([g for g, _ in pairs])
+        self.optimizer.apply_gradients(zip(grads, [v for _, v in pairs]))
         return self._update_trackers(losses, total)
+
+    def _clip_global_batch_gradient(self, grads):
+        """Clip by the global norm of the gradient summed over replicas.
+
+        With R > 1 replicas the summed gradient is clipped and divided by R again,
+        because the optimizer sums the replicas' gradients once more (one extra
+        all-reduce per step, the price of clipping the true global norm). Under a loss
+        scale the threshold is scaled too (clipping commutes with scaling), and
+        non-finite gradients stay non-finite so the loss-scale optimizer skips them.
+        """
+        clip = self._mrcnn_clip_norm
+        if not clip or not grads:
+            return grads
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            grads = tf.distribute.get_replica_context().all_reduce(
+                tf.distribute.ReduceOp.SUM, grads)
+        threshold = tf.constant(float(clip), tf.float32)
+        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+            threshold = threshold * tf.cast(self.optimizer.dynamic_scale, tf.float32)
+        grads, _ = tf.clip_by_global_norm(grads, threshold)
+        if replicas > 1:
+            grads = [g / replicas for g in grads]
+        return grads
 
     def test_step(self, data):
         x = data[0] if isinstance(data, tuple) else data
-        losses, total = self._losses(x, training=False)
+        losses, total = self._named_losses(x, training=False)
         return self._update_trackers(losses, total)
 
     def _update_trackers(self, losses, total):
         for name, value in losses.items():
-            self._trackers[name].update_state(value)
-        self._trackers["loss"].update_state(total)
-        return {name: t.result() for name, t in self._trackers.items()
+            self._mrcnn_trackers[name].update_state(value)
+        self._mrcnn_trackers["loss"].update_state(total)
+        return {name: t.result() for name, t in self._mrcnn_trackers.items()
                 if name in losses or name == "loss"}
 
 

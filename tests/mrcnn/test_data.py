@@ -287,7 +287,7 @@ def test_generator_batch_layout():
         "input_rpn_bbox": ((2, 32, 4), np.float32),
         "input_gt_class_ids": ((2, 5), np.int32),
         "input_gt_boxes": ((2, 5, 4), np.float32),
-        "input_gt_masks": ((2, 16, 16, 5), bool),
+        "input_gt_masks": ((2, 16, 16, 5), np.uint8),
     }
     assert set(batch) == set(expected)
     for key, (shape, dtype) in expected.items():
