@@ -21,6 +21,11 @@ setup(
         "mrcnn.ops",
         "mrcnn.layers",
         "siamese_mrcnn",
+        # Example datasets (shapes, the procedural one-shot benchmark); importable as
+        # samples.* like Matterport's, and selectable from the command line.
+        "samples",
+        "samples.shapes",
+        "samples.procedural",
     ],
     install_requires=[
         "tensorflow>=2.21,<2.22",

@@ -18,7 +18,6 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
 
-import numpy as np  # noqa: E402
 
 from mrcnn.model import MaskRCNN  # noqa: E402
 from tests.mrcnn.tiny import DeterministicTinyConfig, shapes_dataset  # noqa: E402

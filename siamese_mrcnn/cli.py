@@ -1,0 +1,378 @@
+"""The ``siamese-mrcnn`` command line: ``train``, ``evaluate`` and ``detect``.
+
+    siamese-mrcnn train --coco-dir /data/coco --split 1 --config small \\
+        --weights imagenet --imagenet-weights resnet50_imagenet.h5
+    siamese-mrcnn evaluate --coco-dir /data/coco --split 1 --weights last --runs 5
+    siamese-mrcnn detect --weights last --image query.jpg --reference cat.jpg
+
+Also ``python -m siamese_mrcnn`` and ``scripts/{train,evaluate,detect}.py``.
+:func:`main` parses the arguments (without importing TensorFlow, so ``--help`` and
+argument mistakes are instant) and runs :mod:`siamese_mrcnn.commands`. A user
+mistake (missing file, unknown split or class, undecodable image, weights that do
+not fit the model) ends with one line ``siamese-mrcnn: error: ...`` on stderr and
+exit status 2; anything unexpected still raises with its traceback.
+"""
+
+import argparse
+import logging
+import os
+import sys
+
+from siamese_mrcnn.cli_inputs import BACKBONES, PRESETS, CliError
+
+PROG = "siamese-mrcnn"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (the usage is one ``--help`` away)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+# ------------------------------------------------------------------ option groups
+def _add_dataset_options(parser, command):
+    g = parser.add_argument_group(
+        "dataset (one of --coco-dir, --annotations with --images, --dataset procedural)")
+    g.add_argument("--dataset", choices=("coco", "custom", "procedural"),
+                   help="dataset kind; default: custom with --annotations, coco with "
+                        "--coco-dir")
+    if command == "train":
+        coco = ("COCO in its standard layout (DIR/annotations/instances_train<YEAR>.json, "
+                "DIR/train<YEAR>/): trains on train<YEAR> minus its last 3000 images by "
+                "sorted image id and validates on those 3000")
+    else:
+        coco = ("COCO in its standard layout (DIR/annotations/instances_val<YEAR>.json, "
+                "DIR/val<YEAR>/): evaluates on val<YEAR>")
+    g.add_argument("--coco-dir", metavar="DIR", help=coco)
+    g.add_argument("--year", default="2017", help="COCO year of --coco-dir (default 2017)")
+    g.add_argument("--annotations", metavar="FILE",
+                   help="any COCO-format annotation file (instance masks as polygons or "
+                        "RLE); its image file_names are relative to --images")
+    g.add_argument("--images", metavar="DIR", help="image folder of --annotations")
+    if command == "train":
+        g.add_argument("--val-annotations", metavar="FILE",
+                       help="optional validation annotation file for --annotations "
+                            "(default: no validation)")
+        g.add_argument("--val-images", metavar="DIR", help="image folder of --val-annotations")
+    count = 2000 if command == "train" else 500
+    g.add_argument("--procedural-images", type=_positive_int, default=count, metavar="N",
+                   help=f"--dataset procedural: number of images (default {count})"
+                        + ("; validation uses N/10 more, at least 1" if command == "train"
+                           else ""))
+    g.add_argument("--procedural-categories", type=_positive_int, default=200, metavar="K",
+                   help="--dataset procedural: shape categories, class ids 1..K "
+                        "(default 200)")
+    g.add_argument("--procedural-image-size", type=_positive_int, default=128, metavar="PX",
+                   help="--dataset procedural: image side in pixels (default 128)")
+    g.add_argument("--procedural-seed", type=_non_negative_int, default=0, metavar="S",
+                   help="--dataset procedural: images are drawn from seed S (training), "
+                        "S+1 (validation) and S+2 (evaluation), so train and evaluate with "
+                        "the same S never share images (default 0)")
+    if command == "evaluate":
+        g.add_argument("--procedural-dir", metavar="DIR",
+                       help="--dataset procedural: write the evaluation images and their "
+                            "COCO annotations here (default: a temporary folder, removed "
+                            "afterwards)")
+
+
+def _add_split_options(parser, command):
+    g = parser.add_argument_group(
+        "class split (which classes are seen in training and which are held out)")
+    g.add_argument("--split", metavar="{1,2,3,4,all}",
+                   help="split i holds out classes {4k + i} (contiguous ids in order of "
+                        "sorted category id; for COCO the paper's split i); 'all' holds out "
+                        "none. Default 1")
+    g.add_argument("--unseen-classes", metavar="NAME,NAME",
+                   help="hold out these classes, by name (comma-separated) instead of --split")
+    g.add_argument("--unseen-every", type=_positive_int, metavar="K",
+                   help="hold out every K-th class, ids c with c = I (mod K), instead of "
+                        "--split")
+    g.add_argument("--unseen-offset", type=int, metavar="I",
+                   help="the I of --unseen-every (default 1)")
+    if command == "train":
+        g.description = "Training uses only the seen classes as queries and references."
+    else:
+        g.description = ("Reported separately: 'seen' (training) and 'unseen' (held-out) "
+                         "classes.")
+
+
+def _add_config_options(parser, command):
+    g = parser.add_argument_group(
+        "configuration",
+        "Base: --config when given; else, for a checkpoint, the config.json its training "
+        "run saved beside it; else 'small'. The flags below override it, --set last; "
+        "what the command fixes itself ("
+        + {"train": "GPU_COUNT = replicas, LEARNING_RATE = the base lr",
+           "evaluate": "GPU_COUNT = 1, the DETECTION_MIN_CONFIDENCE of --mode corrected",
+           "detect": "GPU_COUNT = IMAGES_PER_GPU = 1, NUM_TARGETS = number of "
+                     "references"}[command]
+        + ") wins over both. The effective configuration is printed.")
+    g.add_argument("--config", choices=sorted(PRESETS),
+                   help="the paper's preset: small (1 GPU x 12 images, queries 400-512 "
+                        "px, references 75-96 px) or large (4 GPUs x 3 images, queries "
+                        "800-1024 px, references 150-192 px)")
+    g.add_argument("--name", help="config NAME: names run folders and is what --weights "
+                                  "last looks for (default: the preset's NAME)")
+    if command != "detect":
+        g.add_argument("--images-per-gpu", type=_positive_int, metavar="N",
+                       help="IMAGES_PER_GPU: " + ("images per replica and step"
+                                                  if command == "train" else
+                                                  "reference sets matched per forward "
+                                                  "pass against a query's features"))
+    if command == "train":
+        g.add_argument("--steps-per-epoch", type=_positive_int, metavar="N",
+                       help="STEPS_PER_EPOCH (the paper: 1000)")
+        g.add_argument("--validation-steps", type=_non_negative_int, metavar="N",
+                       help="VALIDATION_STEPS after each epoch (0: no validation)")
+    g.add_argument("--image-size", type=_positive_int, metavar="PX",
+                   help="query size: IMAGE_MAX_DIM = PX (the padded square side, a "
+                        "multiple of 64) and IMAGE_MIN_DIM scaled with it, keeping the "
+                        "base's ratio (512 -> 400 in small)")
+    g.add_argument("--reference-size", type=_positive_int, metavar="PX",
+                   help="reference size: TARGET_MAX_DIM = PX (a multiple of 32) and "
+                        "TARGET_MIN_DIM scaled with it (96 -> 75 in small)")
+    g.add_argument("--backbone", choices=BACKBONES,
+                   help="ResNet depth (the paper: resnet50; resnet18/34 for CPU-sized runs)")
+    if command != "detect":
+        g.add_argument("--shots", type=_positive_int, metavar="K",
+                       help="references per query, NUM_TARGETS (k-shot; default: the "
+                            "base configuration's, 1 in the presets)")
+    g.add_argument("--anchor-scales", metavar="S2,S3,S4,S5,S6",
+                   help="RPN_ANCHOR_SCALES in pixels, one per pyramid level (default: "
+                        "the base configuration's, 32,64,128,256,512 in the presets). Not "
+                        "derived from --image-size: for small images pass smaller scales, "
+                        "e.g. 8,16,32,64,128 at 64 px")
+    g.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override any config attribute (repeatable); VALUE is read as "
+                        "JSON when it parses, e.g. --set TRAIN_ROIS_PER_IMAGE=32 --set "
+                        "MEAN_PIXEL=[120,115,100]")
+
+
+def _add_weights_options(parser, command):
+    g = parser.add_argument_group("weights and run folders")
+    # evaluate --merge scores finished shards and needs no weights: checked there.
+    required = command == "detect"
+    if command == "train":
+        g.add_argument("--weights", default="imagenet", metavar="{imagenet,last,none,PATH}",
+                       help="starting point: 'imagenet' (a ResNet backbone file given by "
+                            "--imagenet-weights; the rest is initialised randomly), 'last' "
+                            "(resume the newest run of --name under --logs: continue from "
+                            "its last epoch in its folder), 'none' (train from scratch) or "
+                            "the path of a legacy HDF5 weights file (ours, the original "
+                            "project's or Matterport's; layers matched by name; a "
+                            "checkpoint inside a run folder continues that run, like "
+                            "last). Default imagenet")
+        g.add_argument("--imagenet-weights", metavar="PATH",
+                       help="backbone file for --weights imagenet, written by "
+                            "scripts/convert_imagenet_weights.py (nothing is downloaded)")
+        g.add_argument("--exclude", metavar="LAYER,LAYER",
+                       help="top-level layer names not to load from --weights (e.g. heads of a "
+                            "model with other classes)")
+    else:
+        g.add_argument("--weights", required=required, metavar="{last,PATH}",
+                       help="trained weights: 'last' (the newest checkpoint of --name "
+                            "under --logs) or the path of a legacy HDF5 weights file. All "
+                            "of the model's layers must be in the file with matching shapes"
+                            + ("" if required else " (required unless --merge)"))
+    g.add_argument("--logs", default="logs", metavar="DIR",
+                   help="model_dir: training writes DIR/<name><YYYYmmddTHHMM>/ with "
+                        "checkpoints siamese_mrcnn_<epoch>.h5, config.json and TensorBoard "
+                        "logs; --weights last searches here (default ./logs)")
+
+
+# ------------------------------------------------------------------ sub-commands
+def _add_train(sub):
+    p = sub.add_parser(
+        "train", help="train a Siamese Mask R-CNN on the seen classes of a split",
+        description="Train Siamese Mask R-CNN one-shot: each sample is a query image, "
+                    "the instances of one seen class present in it, and reference crops "
+                    "of that class from other (or the same) images. A checkpoint is "
+                    "saved after every epoch; rerun with --weights last to resume.")
+    _add_dataset_options(p, "train")
+    _add_split_options(p, "train")
+    _add_config_options(p, "train")
+    _add_weights_options(p, "train")
+    g = p.add_argument_group("schedule")
+    g.add_argument("--schedule", choices=("paper", "quick"), default="paper",
+                   help="paper: heads to epoch 1, all layers to 120, all to 160 at lr/10. "
+                        "quick: the same shape in --epochs epochs: heads to "
+                        "--heads-epochs, all to round(0.75 x epochs), all at lr/10 to "
+                        "epochs (stages without epochs are dropped). Default paper")
+    g.add_argument("--epochs", type=_positive_int, metavar="N",
+                   help="total epochs of the quick schedule (required with it)")
+    g.add_argument("--heads-epochs", type=_non_negative_int, default=1, metavar="N",
+                   help="quick schedule: epochs of heads-only training first (default 1)")
+    g.add_argument("--lr", type=_positive_float, metavar="LR",
+                   help="base learning rate (default: 0.02 x global batch / 12, the paper's "
+                        "linear scaling)")
+    g.add_argument("--strategy", choices=("default", "mirrored", "multiworker"),
+                   default="default",
+                   help="tf.distribute: default (one device), mirrored (all local GPUs) or "
+                        "multiworker (MultiWorkerMirroredStrategy, from TF_CONFIG). GPU_COUNT "
+                        "is set to the number of replicas; global batch = IMAGES_PER_GPU x "
+                        "replicas")
+    g.add_argument("--seed", type=_non_negative_int, default=0,
+                   help="seed of the initial weights of layers not loaded from --weights, "
+                        "the batch order and every sampling choice (default 0)")
+    p.set_defaults(command="train")
+
+
+def _add_evaluate(sub):
+    p = sub.add_parser(
+        "evaluate", help="one-shot COCO-style evaluation (AP, AP50 for seen and unseen)",
+        description="Evaluate one-shot: for every image and every evaluated class (only "
+                    "those present, in faithful mode), draw a reference of the class, "
+                    "detect, and score all runs with COCOeval (bbox and segm). Prints "
+                    "mean +- 1.96 std / sqrt(runs) in percent.")
+    _add_dataset_options(p, "evaluate")
+    _add_split_options(p, "evaluate")
+    _add_config_options(p, "evaluate")
+    _add_weights_options(p, "evaluate")
+    g = p.add_argument_group("protocol")
+    g.add_argument("--runs", type=_positive_int, default=5,
+                   help="repetitions with freshly drawn references (default 5, the paper's)")
+    g.add_argument("--mode", choices=("faithful", "corrected"), default="faithful",
+                   help="faithful: the original protocol (present classes only, reference "
+                        "may come from the query image, references not mean-subtracted, "
+                        "detections below DETECTION_MIN_CONFIDENCE dropped). corrected: "
+                        "every evaluated class queried in every image, references from "
+                        "other images only and mean-subtracted, scores down to 0.05 kept. "
+                        "Default faithful")
+    g.add_argument("--limit", type=_positive_int, metavar="N",
+                   help="evaluate only the first N images (by sorted image id)")
+    g.add_argument("--seed", type=_non_negative_int, default=0,
+                   help="seed of the reference draws (default 0)")
+    g.add_argument("--output", metavar="FILE.json",
+                   help="write a JSON report (table, per-run and per-class AP, config, "
+                        "mode, seeds, package versions)")
+    g = p.add_argument_group("sharding and resuming")
+    g.add_argument("--partial", metavar="FILE.jsonl",
+                   help="append each finished (run, image) here and skip those already in "
+                        "it, so an interrupted evaluation resumes")
+    g.add_argument("--shard", type=_non_negative_int, default=0, metavar="I",
+                   help="evaluate the images at positions p with p %% num-shards == I "
+                        "(default 0)")
+    g.add_argument("--num-shards", type=_positive_int, default=1, metavar="N",
+                   help="number of shards (default 1); with N > 1, --partial is required "
+                        "and the shards are scored by --merge")
+    g.add_argument("--merge", nargs="+", metavar="PARTIAL",
+                   help="score the --partial files of all shards together (needs the "
+                        "dataset, not --weights) instead of detecting")
+    p.set_defaults(command="evaluate")
+
+
+def _add_detect(sub):
+    p = sub.add_parser(
+        "detect", help="find the instances of a reference's category in a query image",
+        description="Detect and segment every instance in --image of the category shown "
+                    "by the reference(s). Writes OUTPUT_DIR/detections.json and "
+                    "OUTPUT_DIR/detections.png. The number of references is the number "
+                    "of shots (their features are averaged).")
+    g = p.add_argument_group("inputs")
+    g.add_argument("--image", required=True, metavar="QUERY", help="query image file")
+    g.add_argument("--reference", nargs="+", metavar="REF",
+                   help="reference image file(s), each showing one object (e.g. a crop), "
+                        "one per shot; resized and zero-padded to TARGET_MAX_DIM")
+    g.add_argument("--reference-image", action="append", metavar="IMG",
+                   help="an image holding the reference object; pair it with "
+                        "--reference-box (repeat both for more shots)")
+    g.add_argument("--reference-box", action="append", metavar="Y1,X1,Y2,X2",
+                   help="the object's pixel box in the matching --reference-image (y2, x2 "
+                        "exclusive); cropped after the query-style resize, as in training")
+    g.add_argument("--output-dir", default="detections", metavar="DIR",
+                   help="folder for detections.json and detections.png (default "
+                        "./detections)")
+    g.add_argument("--min-confidence", type=_fraction, metavar="P",
+                   help="DETECTION_MIN_CONFIDENCE: drop detections scoring below P "
+                        "(default: the configuration's, 0.7 in the presets)")
+    _add_config_options(p, "detect")
+    _add_weights_options(p, "detect")
+    p.set_defaults(command="detect")
+
+
+def build_parser():
+    """The argparse parser of ``siamese-mrcnn`` with its three sub-commands."""
+    parser = _Parser(prog=PROG, description="Siamese Mask R-CNN: one-shot instance "
+                                            "segmentation (train, evaluate, detect).")
+    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,detect}",
+                                parser_class=_Parser)
+    sub.required = True
+    _add_train(sub)
+    _add_evaluate(sub)
+    _add_detect(sub)
+    return parser
+
+
+def _configure_logging():
+    root = logging.getLogger()
+    if not root.handlers:  # leave an embedding application's (or pytest's) setup alone
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+def main(argv=None):
+    """Run ``siamese-mrcnn`` with ``argv`` (default ``sys.argv[1:]``); returns 0.
+
+    User mistakes exit with status 2 and one line on stderr (SystemExit).
+    """
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _configure_logging()
+    try:
+        from siamese_mrcnn import commands
+        from mrcnn.utils import ImageLoadError
+        try:
+            runner = {"train": commands.run_train, "evaluate": commands.run_evaluate,
+                      "detect": commands.run_detect}[args.command]
+            runner(args)
+        except ImageLoadError as e:  # an image of a dataset (annotations) does not decode
+            raise CliError(str(e)) from None
+    except CliError as e:
+        message = " ".join(str(e).split())
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,339 @@
+"""Turning command-line arguments into configs, datasets, splits, weights and images.
+
+Used by :mod:`siamese_mrcnn.cli` and :mod:`siamese_mrcnn.commands`. Nothing here
+imports TensorFlow (except ``last_checkpoint``, which asks the model class), so
+argument mistakes are reported in a second, before a model is built. Every user
+mistake raises :class:`CliError` with a one-line message naming the offending path
+or value.
+
+Shape shorthand: ``H, W`` image height and width in pixels. Boxes are pixel
+``(y1, x1, y2, x2)`` with y2/x2 exclusive.
+"""
+
+import contextlib
+import json
+import os
+import tempfile
+import types
+
+import numpy as np
+
+from mrcnn.config import ConfigError
+from siamese_mrcnn.config import LargeConfig, SiameseConfig, SmallConfig
+
+PRESETS = {"small": SmallConfig, "large": LargeConfig}
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
+RUN_CONFIG_FILE = "config.json"  # what MaskRCNN.train writes beside its checkpoints
+
+
+class CliError(Exception):
+    """A user mistake on the command line; ``main`` prints it as one line, exit 2."""
+
+
+# ------------------------------------------------------------------ small parsers
+def comma_list(text, what):
+    """"a,b, c" -> ["a", "b", "c"]; CliError for an empty list or item."""
+    items = [s.strip() for s in str(text).split(",")]
+    if not items or any(not s for s in items):
+        raise CliError(f"{what}: expected a comma-separated list, got {text!r}")
+    return items
+
+
+def int_list(text, what):
+    try:
+        return [int(s) for s in comma_list(text, what)]
+    except ValueError:
+        raise CliError(f"{what}: expected comma-separated integers, got {text!r}") from None
+
+
+def parse_box(text, what="--reference-box"):
+    """"y1,x1,y2,x2" -> 4 ints, a pixel box with y2 > y1 and x2 > x1, y1, x1 >= 0."""
+    values = int_list(text, what)
+    if len(values) != 4:
+        raise CliError(f"{what}: expected 4 integers y1,x1,y2,x2, got {text!r}")
+    y1, x1, y2, x2 = values
+    if y1 < 0 or x1 < 0 or y2 <= y1 or x2 <= x1:
+        raise CliError(f"{what}: {text!r} is not a box y1,x1,y2,x2 with 0 <= y1 < y2 and "
+                       f"0 <= x1 < x2 (pixels, y2/x2 exclusive)")
+    return values
+
+
+def parse_setting(text):
+    """"KEY=VALUE" -> (KEY, value); VALUE is read as JSON when it parses, else kept
+    as a string (so NAME=my_run and RPN_ANCHOR_SCALES=[8,16,32,64,128] both work)."""
+    key, sep, raw = str(text).partition("=")
+    key = key.strip()
+    if not sep or not key or not key.isupper():
+        raise CliError(f"--set: expected KEY=VALUE with an UPPER_CASE config attribute, "
+                       f"got {text!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key, value
+
+
+# ------------------------------------------------------------------ configuration
+def run_config_path(weights_path):
+    """``config.json`` beside a checkpoint (written by training), or None."""
+    if not weights_path:
+        return None
+    path = os.path.join(os.path.dirname(os.path.abspath(weights_path)), RUN_CONFIG_FILE)
+    return path if os.path.isfile(path) else None
+
+
+def _scaled_min_dim(size, preset_min, preset_max):
+    """The preset's min/max ratio applied to a new max dim (512 -> 400 for Small)."""
+    return max(1, int(round(size * preset_min / preset_max)))
+
+
+def config_overrides(args):
+    """{ATTRIBUTE: value} set by the configuration flags that were given."""
+    out = {}
+    if getattr(args, "name", None):
+        out["NAME"] = args.name
+    if getattr(args, "images_per_gpu", None) is not None:
+        out["IMAGES_PER_GPU"] = args.images_per_gpu
+    if getattr(args, "steps_per_epoch", None) is not None:
+        out["STEPS_PER_EPOCH"] = args.steps_per_epoch
+    if getattr(args, "validation_steps", None) is not None:
+        out["VALIDATION_STEPS"] = args.validation_steps
+    if getattr(args, "backbone", None):
+        out["BACKBONE"] = args.backbone
+    if getattr(args, "shots", None) is not None:
+        out["NUM_TARGETS"] = args.shots
+    if getattr(args, "anchor_scales", None):
+        scales = int_list(args.anchor_scales, "--anchor-scales")
+        out["RPN_ANCHOR_SCALES"] = tuple(scales)
+    return out
+
+
+def build_config(args, weights_path=None, extra=None):
+    """The effective configuration of a command.
+
+    Base: the ``--config`` preset when given; otherwise the ``config.json`` saved by
+    training beside ``weights_path`` when there is one; otherwise Small. Then, in this
+    order: the size flags (``--image-size``, ``--reference-size``), the other flags,
+    ``--set``, and ``extra``: what the command itself must set (GPU_COUNT = replicas,
+    a mode's DETECTION_MIN_CONFIDENCE, ...), which no flag can contradict.
+
+    Returns (config, description of the base). Raises CliError for an invalid value.
+    """
+    preset_name = getattr(args, "config", None)
+    saved = None if preset_name else run_config_path(weights_path)
+    try:
+        if saved:
+            with open(saved, encoding="utf-8") as f:
+                values = dict(json.load(f).get("config", {}))
+            base_cls, origin = SiameseConfig, f"the training run's {saved}"
+        else:
+            values = {}
+            base_cls = PRESETS[preset_name or "small"]
+            origin = f"the {preset_name or 'small'} preset"
+    except (OSError, ValueError, AttributeError) as e:
+        raise CliError(f"cannot read the run configuration {saved}: {e}") from None
+    reference = {**{k: getattr(base_cls, k) for k in dir(base_cls) if k.isupper()}, **values}
+    size = getattr(args, "image_size", None)
+    if size is not None:
+        values["IMAGE_MAX_DIM"] = size
+        values["IMAGE_MIN_DIM"] = _scaled_min_dim(size, reference["IMAGE_MIN_DIM"],
+                                                  reference["IMAGE_MAX_DIM"])
+    ref_size = getattr(args, "reference_size", None)
+    if ref_size is not None:
+        values["TARGET_MAX_DIM"] = ref_size
+        values["TARGET_MIN_DIM"] = _scaled_min_dim(ref_size, reference["TARGET_MIN_DIM"],
+                                                   reference["TARGET_MAX_DIM"])
+    values.update(config_overrides(args))
+    for setting in getattr(args, "set", None) or []:
+        key, value = parse_setting(setting)
+        values[key] = value
+    values.update(extra or {})
+    try:
+        return base_cls.from_dict(values), origin
+    except ConfigError as e:
+        raise CliError(f"invalid configuration: {e}") from None
+    except (TypeError, ValueError) as e:
+        raise CliError(f"invalid configuration value: {e}") from None
+
+
+# ------------------------------------------------------------------ weights
+def resolve_weights(spec, logs, name, command, imagenet_weights=None):
+    """Turn ``--weights`` into ("none" | "imagenet" | "path", path or None).
+
+    ``last`` is the newest checkpoint of runs named ``name`` under ``logs`` (the rule
+    of ``MaskRCNN.find_last``). Raises CliError naming the path or value.
+    """
+    if spec is None:
+        raise CliError(f"{command}: --weights is required (last or a weights file)")
+    if spec == "none":
+        if command != "train":
+            raise CliError(f"{command}: --weights none is only for training from scratch")
+        return "none", None
+    if spec == "imagenet":
+        if command != "train":
+            raise CliError(f"{command}: --weights imagenet is only for training; give a "
+                           f"trained checkpoint (last or a path)")
+        if not imagenet_weights:
+            raise CliError("--weights imagenet needs --imagenet-weights PATH, a backbone file "
+                           "written by scripts/convert_imagenet_weights.py (nothing is "
+                           "downloaded)")
+        if not os.path.isfile(imagenet_weights):
+            raise CliError(f"ImageNet weights file not found: {imagenet_weights}")
+        return "imagenet", imagenet_weights
+    if spec == "last":
+        path = last_checkpoint(name, logs)
+        return "path", path
+    if not os.path.isfile(spec):
+        raise CliError(f"weights file not found: {spec}")
+    return "path", spec
+
+
+def last_checkpoint(name, logs):
+    """``SiameseMaskRCNN.find_last`` for runs of config NAME ``name`` under ``logs``,
+    without building a model (the method reads only ``config.NAME``, ``model_dir``
+    and the class's checkpoint naming)."""
+    from siamese_mrcnn.model import SiameseMaskRCNN
+    locator = types.SimpleNamespace(config=types.SimpleNamespace(NAME=name), model_dir=logs,
+                                    CHECKPOINT_TEMPLATE=SiameseMaskRCNN.CHECKPOINT_TEMPLATE)
+    try:
+        return SiameseMaskRCNN.find_last(locator)
+    except FileNotFoundError as e:
+        raise CliError(f"--weights last: {e}") from None
+
+
+# ------------------------------------------------------------------ images
+def read_image(path, what):
+    """RGB uint8 [H, W, 3] from an image file (grayscale expanded, alpha dropped).
+
+    Raises CliError naming ``what`` and the path when the file is missing or does
+    not decode to an image.
+    """
+    import skimage.color
+    import skimage.io
+    if not os.path.isfile(path):
+        raise CliError(f"{what} not found: {path}")
+    try:
+        image = np.asarray(skimage.io.imread(path))
+    except Exception as e:  # decoders raise OSError, ValueError, SyntaxError, ...
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CliError(f"{what} {path} does not decode as an image: {reason}") from None
+    if image.ndim == 3 and image.shape[-1] == 2:
+        image = image[..., 0]
+    if image.ndim == 2:
+        image = skimage.color.gray2rgb(image)
+    if image.ndim != 3 or image.shape[-1] not in (3, 4) or min(image.shape[:2]) < 1:
+        raise CliError(f"{what} {path} decoded to an unsupported shape {image.shape}")
+    image = image[..., :3]
+    if image.dtype != np.uint8:
+        if image.dtype.kind == "f" and image.max() <= 1.0:
+            image = image * 255.0
+        image = np.clip(np.round(image), 0, 255).astype(np.uint8)
+    return image
+
+
+# ------------------------------------------------------------------ datasets
+def dataset_kind(args):
+    """"coco", "custom" or "procedural" from --dataset or the location flags."""
+    kind = getattr(args, "dataset", None)
+    if kind is None:
+        if getattr(args, "annotations", None) or getattr(args, "images", None):
+            kind = "custom"
+        elif getattr(args, "coco_dir", None):
+            kind = "coco"
+        else:
+            raise CliError("no dataset given: use --coco-dir DIR, --annotations FILE --images "
+                           "DIR, or --dataset procedural")
+    if kind == "coco" and not args.coco_dir:
+        raise CliError("--dataset coco needs --coco-dir DIR (with annotations/ and the "
+                       "image folders)")
+    if kind == "custom" and not (args.annotations and args.images):
+        raise CliError("a COCO-format dataset needs both --annotations FILE and --images DIR")
+    if kind != "custom" and (args.annotations or args.images):
+        raise CliError(f"--annotations/--images do not apply to --dataset {kind}")
+    return kind
+
+
+def load_coco_dataset(load):
+    """Run a CocoDataset loader; file and format errors become CliError."""
+    from siamese_mrcnn.coco import CocoDataset
+    dataset = CocoDataset()
+    try:
+        load(dataset)
+    except (FileNotFoundError, ValueError) as e:
+        raise CliError(str(e)) from None
+    dataset.prepare()
+    if dataset.num_images == 0:
+        raise CliError("the dataset has no images")
+    return dataset
+
+
+def import_procedural():
+    """The procedural benchmark module (``samples.procedural``, installed with the
+    project)."""
+    import samples.procedural.procedural as procedural
+    return procedural
+
+
+def procedural_dataset(args, count, seed, categories=None):
+    procedural = import_procedural()
+    dataset = procedural.ProceduralOneShotDataset()
+    try:
+        dataset.load_procedural(count, image_size=args.procedural_image_size,
+                                num_categories=args.procedural_categories,
+                                categories=categories, seed=seed)
+    except ValueError as e:
+        raise CliError(f"--dataset procedural: {e}") from None
+    dataset.prepare()
+    return dataset
+
+
+@contextlib.contextmanager
+def exported_procedural(args, count, seed):
+    """The procedural test images written as COCO files (in --procedural-dir or a
+    temporary folder removed afterwards), loaded as a prepared CocoDataset."""
+    dataset = procedural_dataset(args, count, seed)  # imports samples.procedural first
+    with contextlib.ExitStack() as stack:
+        folder = getattr(args, "procedural_dir", None)
+        if not folder:
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="procedural_"))
+        from samples.procedural.export import IMAGE_DIR, export_coco
+        annotation_file = export_coco(dataset, folder)
+        image_dir = os.path.join(folder, IMAGE_DIR)
+        yield load_coco_dataset(lambda d: d.load_coco_file(annotation_file, image_dir))
+
+
+# ------------------------------------------------------------------ splits
+def check_split_flags(args):
+    """Validate --split / --unseen-* before any data is read."""
+    from siamese_mrcnn.splits import get_split
+    custom = args.unseen_classes or args.unseen_every is not None
+    if args.split is not None and custom:
+        raise CliError("give either --split or --unseen-classes / --unseen-every, not both")
+    if args.unseen_classes and args.unseen_every is not None:
+        raise CliError("give either --unseen-classes or --unseen-every, not both")
+    if args.unseen_offset is not None and args.unseen_every is None:
+        raise CliError("--unseen-offset needs --unseen-every")
+    if args.split is not None:
+        try:
+            get_split(args.split)
+        except ValueError as e:
+            raise CliError(f"--split: {e}") from None
+
+
+def resolve_split(args, dataset):
+    """The seen/unseen :class:`~siamese_mrcnn.splits.Split` of a prepared dataset."""
+    from siamese_mrcnn.splits import get_split, split_every_kth, split_from_names
+    try:
+        if args.unseen_classes:
+            names = comma_list(args.unseen_classes, "--unseen-classes")
+            return split_from_names(dataset, names, name="custom")
+        if args.unseen_every is not None:
+            offset = 1 if args.unseen_offset is None else args.unseen_offset
+            return split_every_kth(dataset, args.unseen_every, offset)
+        return get_split("1" if args.split is None else args.split,
+                         num_classes=dataset.num_classes - 1,
+                         class_names=dataset.class_names[1:])
+    except ValueError as e:
+        flag = ("--unseen-classes" if args.unseen_classes else
+                "--unseen-every" if args.unseen_every is not None else "--split")
+        raise CliError(f"{flag}: {e}") from None

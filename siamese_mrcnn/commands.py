@@ -1,0 +1,419 @@
+"""What ``siamese-mrcnn train``, ``evaluate`` and ``detect`` do with parsed arguments.
+
+Each ``run_*`` checks the arguments and reads every input (datasets, images) before
+TensorFlow is imported and a model is built, so mistakes fail fast with a
+:class:`~siamese_mrcnn.cli_inputs.CliError`.
+
+Shape shorthand: ``H, W`` query image height and width in pixels, ``N``
+detections, ``S`` shots, ``D`` reference side (TARGET_MAX_DIM). Boxes are pixel
+``(y1, x1, y2, x2)`` of the original query image, y2/x2 exclusive.
+"""
+
+import functools
+import json
+import logging
+import os
+import sys
+
+import numpy as np
+
+from siamese_mrcnn.cli_inputs import (PRESETS, CliError, build_config, check_split_flags,
+                                      comma_list, dataset_kind, exported_procedural,
+                                      load_coco_dataset, parse_box, procedural_dataset,
+                                      read_image, resolve_split, resolve_weights)
+
+logger = logging.getLogger(__name__)
+
+CLASS_NAMES = ["BG", "match"]
+
+
+# ------------------------------------------------------------------ models
+@functools.lru_cache(maxsize=None)
+def _training_model_class():
+    """SiameseMaskRCNN whose training batches use only the split's seen classes.
+
+    ``SiameseMaskRCNN.train`` builds its batches with ``make_data_generator``, which
+    takes no class restriction; this subclass passes ``active_class_ids``, mapped
+    from source class keys ("coco.18") so a validation file numbered differently
+    gets the same classes.
+    """
+    from siamese_mrcnn.data import OneShotDataGenerator
+    from siamese_mrcnn.model import SiameseMaskRCNN
+
+    class SeenClassesSiameseMaskRCNN(SiameseMaskRCNN):
+        train_class_keys = None  # "source.id" of the classes to train on; None: all
+
+        def make_data_generator(self, dataset, shuffle=True, augmentation=None, seed=None,
+                                steps=None):
+            active = None
+            if self.train_class_keys is not None:
+                mapping = dataset.class_from_source_map
+                active = [mapping[k] for k in self.train_class_keys if k in mapping]
+                if not active:
+                    raise CliError(f"{dataset!r} has none of the seen classes")
+            return OneShotDataGenerator(dataset, self.config, shuffle=shuffle,
+                                        augmentation=augmentation, seed=seed, steps=steps,
+                                        active_class_ids=active)
+
+    return SeenClassesSiameseMaskRCNN
+
+
+def _class_key(dataset, class_id):
+    info = dataset.class_info[int(class_id)]
+    return f"{info['source']}.{info['id']}"
+
+
+def _make_strategy(name):
+    if name == "default":
+        return None
+    import tensorflow as tf
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def _weights_error(path, error):
+    message = str(error)
+    if path not in message:
+        message = f"{path}: {message}"
+    return CliError(f"cannot load weights: {message}")
+
+
+def _load_inference_weights(model, path):
+    """All layers from ``path``, strictly (a layer missing or of another shape fails)."""
+    from mrcnn.weights import WeightFileError
+    try:
+        model.load_weights(path, by_name=False)
+    except (FileNotFoundError, WeightFileError, ValueError) as e:
+        raise _weights_error(path, e) from None
+
+
+def _inference_model(config, logs, path):
+    from siamese_mrcnn.model import SiameseMaskRCNN
+    model = SiameseMaskRCNN("inference", config, logs)
+    _load_inference_weights(model, path)
+    return model
+
+
+def _preset_name(args):
+    """The NAME ``--weights last`` looks for: --name, else the chosen preset's."""
+    return args.name or PRESETS[args.config or "small"].NAME
+
+
+def _fit_verbosity():
+    return 1 if sys.stdout.isatty() else 2  # progress bars only on a terminal
+
+
+def _print_split(split):
+    print(f"split {split.name}: {len(split.seen_ids)} seen classes, "
+          f"{len(split.unseen_ids)} unseen"
+          + (f" ({', '.join(split.unseen_names[:8])}"
+             f"{', ...' if len(split.unseen_names) > 8 else ''})" if split.unseen_ids else ""))
+
+
+# ------------------------------------------------------------------ train
+def _training_datasets(args, kind):
+    """(train, validation or None, split) of the training command."""
+    if kind == "coco":
+        # CocoDataset.load_coco(dir, "train_split") and (dir, "val_split"), with the
+        # annotation file (450 MB for 2017) read and held once for both.
+        from siamese_mrcnn.coco import read_coco, split_train_val_ids
+        annotation_file = os.path.join(args.coco_dir, "annotations",
+                                       f"instances_train{args.year}.json")
+        image_dir = os.path.join(args.coco_dir, f"train{args.year}")
+        try:
+            coco = read_coco(annotation_file)
+            train_ids, val_ids = split_train_val_ids(coco.getImgIds())
+        except (FileNotFoundError, ValueError) as e:
+            raise CliError(f"--coco-dir: {e}") from None
+        train = load_coco_dataset(lambda d: d.load_coco_file(coco, image_dir,
+                                                             image_ids=train_ids))
+        split = resolve_split(args, train)
+        val = load_coco_dataset(lambda d: d.load_coco_file(coco, image_dir, image_ids=val_ids))
+        return train, val, split
+    if kind == "custom":
+        if bool(args.val_annotations) != bool(args.val_images):
+            raise CliError("--val-annotations and --val-images go together")
+        train = load_coco_dataset(lambda d: d.load_coco_file(args.annotations, args.images))
+        split = resolve_split(args, train)
+        val = None
+        if args.val_annotations:
+            val = load_coco_dataset(lambda d: d.load_coco_file(args.val_annotations,
+                                                               args.val_images))
+        return train, val, split
+    # procedural: the split is made on the class list, then only seen classes are placed
+    classes = procedural_dataset(args, 0, args.procedural_seed)
+    split = resolve_split(args, classes)
+    seen = list(split.seen_ids)
+    train = procedural_dataset(args, args.procedural_images, args.procedural_seed, seen)
+    val = procedural_dataset(args, max(1, args.procedural_images // 10),
+                             args.procedural_seed + 1, seen)
+    return train, val, split
+
+
+def _load_training_weights(model, kind, path, exclude):
+    """Load the starting weights by layer name; at least one layer must match."""
+    from mrcnn import weights as weights_io
+    if kind == "none":
+        print("starting from random weights (--weights none)")
+        return
+    try:
+        if kind == "imagenet":
+            report = weights_io.load_weights(model.keras_model.get_layer("resnet_model"),
+                                             path, by_name=True, exclude=exclude)
+        else:
+            report = model.load_weights(path, by_name=True, exclude=exclude)
+    except (FileNotFoundError, weights_io.WeightFileError, ValueError) as e:
+        raise _weights_error(path, e) from None
+    if not report.loaded:
+        raise CliError(f"cannot load weights: no layer of {path} matches the model "
+                       f"({model.config.BACKBONE} backbone); file layers: "
+                       f"{report.unused[:6]}")
+    print(f"loaded {len(report.loaded)} layers from {path}"
+          + (f"; randomly initialised: {', '.join(report.missing)}"
+             if report.missing and kind != "imagenet" else ""))
+
+
+def run_train(args):
+    from siamese_mrcnn.schedule import make_schedule, run_schedule, scaled_learning_rate
+    check_split_flags(args)
+    kind = dataset_kind(args)
+    try:
+        schedule = make_schedule(args.schedule, args.epochs, args.heads_epochs)
+    except ValueError as e:
+        raise CliError(f"--schedule {args.schedule}: {e}") from None
+    exclude = comma_list(args.exclude, "--exclude") if args.exclude else None
+    weights_kind, weights_path = resolve_weights(args.weights, args.logs, _preset_name(args),
+                                                 "train", args.imagenet_weights)
+    # Only a checkpoint has a training run's config.json beside it.
+    checkpoint = weights_path if weights_kind == "path" else None
+    build_config(args, checkpoint, extra={"GPU_COUNT": 1})  # fail early
+    train, val, split = _training_datasets(args, kind)
+    _print_split(split)
+
+    strategy = _make_strategy(args.strategy)
+    replicas = 1 if strategy is None else int(strategy.num_replicas_in_sync)
+    config, origin = build_config(args, checkpoint, extra={"GPU_COUNT": replicas})
+    base_lr = args.lr if args.lr is not None else scaled_learning_rate(int(config.BATCH_SIZE))
+    config, origin = build_config(args, checkpoint,
+                                  extra={"GPU_COUNT": replicas, "LEARNING_RATE": base_lr})
+    if not config.VALIDATION_STEPS:
+        val = None
+    print(f"configuration (from {origin} and the flags):")
+    config.display()
+    print(f"schedule {args.schedule}: " + ", ".join(
+        f"{s.layers} to epoch {s.epochs} at lr {base_lr * s.lr_factor:g}" for s in schedule)
+        + f"; global batch {config.BATCH_SIZE} on {replicas} replica(s)")
+
+    import keras
+    keras.utils.set_random_seed(args.seed)  # reproducible initialisation of new layers
+    model = _training_model_class()("training", config, args.logs, strategy=strategy)
+    model.train_class_keys = tuple(_class_key(train, c) for c in split.seen_ids)
+    _load_training_weights(model, weights_kind, weights_path, exclude)
+    if model.epoch:
+        print(f"resuming {model.log_dir} after epoch {model.epoch}")
+    run_schedule(model, train, val, schedule, base_lr, seed=args.seed,
+                 verbose=_fit_verbosity())
+    print(f"checkpoints and config.json in {model.log_dir} (epoch {model.epoch})")
+
+
+# ------------------------------------------------------------------ evaluate
+def _evaluation_dataset(args, kind):
+    """Context manager of the prepared CocoDataset to evaluate on."""
+    import contextlib
+    if kind == "procedural":
+        return exported_procedural(args, args.procedural_images, args.procedural_seed + 2)
+    if kind == "coco":
+        dataset = load_coco_dataset(lambda d: d.load_coco(args.coco_dir, "val",
+                                                          year=args.year))
+    else:
+        dataset = load_coco_dataset(lambda d: d.load_coco_file(args.annotations, args.images))
+    return contextlib.nullcontext(dataset)
+
+
+def _finish_evaluation(args, summary, config, mode, weights):
+    """Print the table and write the --output report."""
+    from siamese_mrcnn.evaluation import format_table, write_report
+    summary.setdefault("settings", {})["weights"] = weights
+    print(format_table(summary))
+    if args.output:
+        seeds = {"reference_seed": summary["settings"].get("seed"),
+                 "runs": summary["settings"].get("runs")}
+        write_report(args.output, summary, config, seeds, mode)
+        print(f"wrote {args.output}")
+
+
+def run_evaluate(args):
+    from siamese_mrcnn.evaluation import EvalMode, merge_partials, summarize
+    kind = dataset_kind(args)
+    if args.merge:
+        for path in args.merge:
+            if not os.path.isfile(path):
+                raise CliError(f"--merge: partial results file not found: {path}")
+        try:
+            merged = merge_partials(args.merge)
+        except (ValueError, KeyError) as e:
+            raise CliError(f"--merge: {e}") from None
+        with _evaluation_dataset(args, kind) as dataset:
+            try:
+                summary = summarize(dataset, merged)
+            except ValueError as e:
+                raise CliError(f"--merge: {e}") from None
+        _finish_evaluation(args, summary, None, merged.settings["mode"], None)
+        return
+
+    check_split_flags(args)
+    if args.weights is None:
+        raise CliError("evaluate: --weights is required (last or a weights file) unless "
+                       "--merge")
+    if args.shard >= args.num_shards:
+        raise CliError(f"--shard {args.shard} must be below --num-shards {args.num_shards}")
+    if args.num_shards > 1 and not args.partial:
+        raise CliError("--num-shards > 1 needs --partial FILE for this shard's results")
+    mode = EvalMode.from_name(args.mode)
+    with _evaluation_dataset(args, kind) as dataset:
+        split = resolve_split(args, dataset)
+        _print_split(split)
+        _, weights_path = resolve_weights(args.weights, args.logs, _preset_name(args),
+                                          "evaluate")
+        config, origin = build_config(args, weights_path, extra={"GPU_COUNT": 1})
+        if mode.min_confidence is not None:
+            config, origin = build_config(args, weights_path, extra={
+                "GPU_COUNT": 1,
+                "DETECTION_MIN_CONFIDENCE": mode.detection_min_confidence(config)})
+        print(f"configuration (from {origin} and the flags):")
+        config.display()
+        from siamese_mrcnn.evaluation import evaluate_one_shot, make_model_detector
+        model = _inference_model(config, args.logs, weights_path)
+        try:
+            result = evaluate_one_shot(
+                dataset, make_model_detector(model, mode), split, config, runs=args.runs,
+                shots=int(config.NUM_TARGETS), mode=mode, seed=args.seed, limit=args.limit,
+                shard=args.shard, num_shards=args.num_shards, partial_path=args.partial,
+                progress=sys.stderr.isatty())
+        except ValueError as e:
+            if args.partial and str(e).startswith(str(args.partial)):
+                raise CliError(f"--partial: {e}") from None  # written with other settings
+            raise
+        if args.num_shards > 1:
+            print(f"shard {args.shard} of {args.num_shards} done: {args.partial}; once all "
+                  f"shards are done, score them with --merge FILE [FILE ...]")
+            return
+        _finish_evaluation(args, result, config, mode, weights_path)
+
+
+# ------------------------------------------------------------------ detect
+def _detect_inputs(args):
+    """(query image, [(path, image, box or None)]) read from the files; a box is
+    checked to lie inside its image."""
+    pairs_given = bool(args.reference_image or args.reference_box)
+    if bool(args.reference) == pairs_given:
+        raise CliError("give the references either as --reference REF [REF ...] or as "
+                       "--reference-image IMG --reference-box Y1,X1,Y2,X2 pairs")
+    query = read_image(args.image, "query image")
+    references = []
+    if args.reference:
+        for path in args.reference:
+            references.append((path, read_image(path, "reference image"), None))
+    else:
+        images, boxes = args.reference_image or [], args.reference_box or []
+        if len(images) != len(boxes):
+            raise CliError(f"{len(images)} --reference-image but {len(boxes)} "
+                           f"--reference-box; give one box per image")
+        for path, text in zip(images, boxes):
+            box = parse_box(text)
+            image = read_image(path, "reference image")
+            if box[2] > image.shape[0] or box[3] > image.shape[1]:
+                raise CliError(f"--reference-box {text} exceeds the {image.shape[0]}x"
+                               f"{image.shape[1]} reference image {path}")
+            references.append((path, image, box))
+    return query, references
+
+
+def detections_json(result, query_path, query_shape, references, weights, min_confidence):
+    """The JSON document of one detection: boxes, scores and COCO RLE masks.
+
+    ``result``: SiameseMaskRCNN.detect's dict (rois [N, 4], scores [N], class_ids [N],
+    masks bool [H, W, N]).
+    """
+    from pycocotools import mask as mask_utils
+    masks = np.asarray(result["masks"], dtype=bool)
+    rles = mask_utils.encode(np.asfortranarray(masks.astype(np.uint8))) if len(
+        result["scores"]) else []
+    detections = []
+    for i, (box, score) in enumerate(zip(result["rois"], result["scores"])):
+        y1, x1, y2, x2 = (int(v) for v in box)
+        counts = rles[i]["counts"]
+        detections.append({
+            "box": [y1, x1, y2, x2], "bbox_xywh": [x1, y1, x2 - x1, y2 - y1],
+            "score": float(score), "class_id": int(result["class_ids"][i]),
+            "mask_area": int(masks[:, :, i].sum()),
+            "mask": {"size": [int(v) for v in rles[i]["size"]],
+                     "counts": counts.decode("ascii") if isinstance(counts, bytes)
+                     else counts}})
+    return {
+        "query": {"path": os.path.abspath(query_path), "height": int(query_shape[0]),
+                  "width": int(query_shape[1])},
+        "references": [{"path": os.path.abspath(path),
+                        "box": None if box is None else list(box)}
+                       for path, _, box in references],
+        "weights": os.path.abspath(weights), "min_confidence": float(min_confidence),
+        "box_format": "y1, x1, y2, x2 in query pixels, y2 and x2 exclusive; bbox_xywh is "
+                      "COCO's x, y, width, height",
+        "mask_format": "COCO run-length encoding (pycocotools.mask.decode) of the "
+                       "query-sized mask",
+        "detections": detections}
+
+
+def detection_figure(query, reference_crops, result, path):
+    """Write a PNG: the reference crops (as the model sees them) | the query with
+    the detected masks, boxes and scores."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from mrcnn import visualize
+    count = len(reference_crops)
+    fig = Figure(figsize=(3 * count + 8, 6))
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(1, count + 1, width_ratios=[1] * count + [3])
+    for i, crop in enumerate(reference_crops):
+        ax = fig.add_subplot(grid[0, i])
+        ax.imshow(crop)
+        ax.set_title(f"reference {i + 1}" if count > 1 else "reference")
+        ax.axis("off")
+    ax = fig.add_subplot(grid[0, count])
+    visualize.display_instances(query, result["rois"], result["masks"], result["class_ids"],
+                                CLASS_NAMES, scores=result["scores"], ax=ax, seed=0,
+                                title=f"{len(result['scores'])} detection(s)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def run_detect(args):
+    from siamese_mrcnn.references import resize_reference
+    query, references = _detect_inputs(args)
+    _, weights_path = resolve_weights(args.weights, args.logs, _preset_name(args), "detect")
+    extra = {"GPU_COUNT": 1, "IMAGES_PER_GPU": 1, "NUM_TARGETS": len(references)}
+    if args.min_confidence is not None:
+        extra["DETECTION_MIN_CONFIDENCE"] = args.min_confidence
+    config, origin = build_config(args, weights_path, extra=extra)
+    print(f"configuration (from {origin} and the flags):")
+    config.display()
+
+    model = _inference_model(config, args.logs, weights_path)
+    # The crops the model sees (before mean subtraction), also drawn in the figure.
+    crops = [resize_reference(image, config) if box is None
+             else model.reference_from_box(image, box)
+             for _, image, box in references]
+    result = model.detect([crops], [query])[0]
+    document = detections_json(result, args.image, query.shape, references, weights_path,
+                               config.DETECTION_MIN_CONFIDENCE)
+    os.makedirs(args.output_dir, exist_ok=True)  # only once there is something to write
+    json_path = os.path.join(args.output_dir, "detections.json")
+    tmp = f"{json_path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(document, f, indent=1)
+    os.replace(tmp, json_path)
+    png_path = os.path.join(args.output_dir, "detections.png")
+    detection_figure(query, crops, result, png_path)
+    print(f"{len(result['scores'])} detection(s); wrote {json_path} and {png_path}")
