@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mrcnn.data import DataGenerator, build_rpn_targets, load_image_gt, mold_image
+from mrcnn.data import (DataGenerator, build_rpn_targets, load_image_gt, mold_image,
+                        pad_ground_truth)
 from siamese_mrcnn.references import ensure_category_index, sample_references
 
 __all__ = ["OneShotDataGenerator", "SampleProvenance"]
@@ -150,7 +151,7 @@ class OneShotDataGenerator(DataGenerator):
 
         rpn_match, rpn_bbox = build_rpn_targets(self.anchors(image.shape), gt_class_ids,
                                                 boxes, config, rng=rng)
-        gt_class_ids, gt_boxes, gt_masks = _pad_ground_truth(
+        gt_class_ids, gt_boxes, gt_masks = pad_ground_truth(
             gt_class_ids, boxes, masks, config.MAX_GT_INSTANCES, rng)
 
         references, sources = sample_references(self.dataset, class_id, rng, config,
@@ -193,21 +194,3 @@ def _resolve_active_classes(dataset, active_class_ids):
         raise ValueError("OneShotDataGenerator: the dataset has no class besides background")
     return active
 
-
-def _pad_ground_truth(class_ids, boxes, masks, slots, rng):
-    """Subsample to at most ``slots`` instances (at random, order kept) and zero pad.
-
-    Args: class_ids int32 [N], boxes int [N, 4] pixel, masks bool [h, w, N].
-    Returns: int32 [G], float32 [G, 4], bool [h, w, G] with G = ``slots``.
-    """
-    if len(class_ids) > slots:
-        keep = np.sort(rng.choice(len(class_ids), slots, replace=False))
-        class_ids, boxes, masks = class_ids[keep], boxes[keep], masks[:, :, keep]
-    count = len(class_ids)
-    padded_ids = np.zeros(slots, dtype=np.int32)
-    padded_ids[:count] = class_ids
-    padded_boxes = np.zeros((slots, 4), dtype=np.float32)
-    padded_boxes[:count] = boxes
-    padded_masks = np.zeros(masks.shape[:2] + (slots,), dtype=bool)
-    padded_masks[:, :, :count] = masks
-    return padded_ids, padded_boxes, padded_masks

@@ -210,6 +210,26 @@ def _backbone_shapes(config, image_shape):
 
 
 # ====================================================================== batches
+def pad_ground_truth(class_ids, boxes, masks, slots, rng):
+    """Subsample to at most ``slots`` instances (at random, order kept) and zero pad.
+
+    Args: class_ids int32 [N], boxes int [N, 4] pixel, masks bool [h, w, N],
+        rng a ``np.random.Generator``.
+    Returns: int32 [G], float32 [G, 4], bool [h, w, G] with G = ``slots``.
+    """
+    if len(class_ids) > slots:
+        keep = np.sort(rng.choice(len(class_ids), slots, replace=False))
+        class_ids, boxes, masks = class_ids[keep], boxes[keep], masks[:, :, keep]
+    count = len(class_ids)
+    padded_ids = np.zeros(slots, dtype=np.int32)
+    padded_ids[:count] = class_ids
+    padded_boxes = np.zeros((slots, 4), dtype=np.float32)
+    padded_boxes[:count] = boxes
+    padded_masks = np.zeros(masks.shape[:2] + (slots,), dtype=bool)
+    padded_masks[:, :, :count] = masks
+    return padded_ids, padded_boxes, padded_masks
+
+
 class DataGenerator(keras.utils.PyDataset):
     """Training batches of a Mask R-CNN ``Dataset`` for ``keras.Model.fit``.
 
@@ -352,17 +372,8 @@ class DataGenerator(keras.utils.PyDataset):
             return None
         rpn_match, rpn_bbox = build_rpn_targets(self.anchors(image.shape), class_ids,
                                                 boxes, config, rng=rng)
-        slots = config.MAX_GT_INSTANCES
-        if len(class_ids) > slots:
-            keep = np.sort(rng.choice(len(class_ids), slots, replace=False))
-            class_ids, boxes, masks = class_ids[keep], boxes[keep], masks[:, :, keep]
-        count = len(class_ids)
-        gt_class_ids = np.zeros(slots, dtype=np.int32)
-        gt_class_ids[:count] = class_ids
-        gt_boxes = np.zeros((slots, 4), dtype=np.float32)
-        gt_boxes[:count] = boxes
-        gt_masks = np.zeros(masks.shape[:2] + (slots,), dtype=bool)
-        gt_masks[:, :, :count] = masks
+        gt_class_ids, gt_boxes, gt_masks = pad_ground_truth(
+            class_ids, boxes, masks, config.MAX_GT_INSTANCES, rng)
         return {
             "input_image": mold_image(image, config),
             "input_image_meta": image_meta,

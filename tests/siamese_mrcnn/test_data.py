@@ -132,7 +132,7 @@ def test_batch_keys_shapes_and_dtypes(tiny_dataset, config):
         "input_rpn_bbox": ((2, 32, 4), np.float32),
         "input_gt_class_ids": ((2, 5), np.int32),
         "input_gt_boxes": ((2, 5, 4), np.float32),
-        "input_gt_masks": ((2, 16, 16, 5), np.bool_),
+        "input_gt_masks": ((2, 16, 16, 5), np.uint8),
         "input_reference_images": ((2, 1, 32, 32, 3), np.float32),
     }
     assert set(batch) == set(KEYS)
