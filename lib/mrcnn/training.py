@@ -176,7 +176,10 @@ class LossModel(keras.Model):
                 tf.distribute.ReduceOp.SUM, grads)
         threshold = tf.constant(float(clip), tf.float32)
         if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
-            threshold = threshold * tf.cast(self.optimizer.dynamic_scale, tf.float32)
+            # The same scale scale_loss() applied (its variable exists once built).
+            opt = self.optimizer
+            scale = opt.dynamic_scale if opt.built else opt.initial_scale
+            threshold = threshold * tf.cast(scale, tf.float32)
         grads, _ = tf.clip_by_global_norm(grads, threshold)
         if replicas > 1:
             grads = [g / replicas for g in grads]

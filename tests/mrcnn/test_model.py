@@ -149,3 +149,31 @@ def test_find_last_and_bad_arguments_give_clear_errors(tmp_path):
         model.train(None, None, 0.002, 1, "heads")
     with pytest.raises(ValueError, match=r"\[H, W, 3\].*\(10, 10\)"):
         model.detect([np.zeros((10, 10), np.uint8)])
+
+
+def test_mixed_precision_switch_builds_float16_layers_and_trains(tmp_path):
+    """DTYPE_POLICY="mixed_float16": layers compute in float16, the global Keras
+    policy is left as it was, the optimizer gets loss scaling and a step (eager, to
+    keep the test fast) gives finite losses."""
+    import keras
+
+    from mrcnn.data import DataGenerator
+    from mrcnn.training import set_trainable
+
+    class MixedConfig(TinyConfig):
+        NAME = "tiny_mixed"
+        BACKBONE = "resnet18"
+        DTYPE_POLICY = "mixed_float16"
+
+    config = MixedConfig()
+    model = MaskRCNN("training", config, str(tmp_path))
+    assert keras.config.dtype_policy().name == "float32"
+    assert model.keras_model.get_layer("conv1").dtype_policy.name == "mixed_float16"
+    set_trainable(model.keras_model, ".*")
+    model.keras_model.compile(optimizer=keras.optimizers.SGD(0.001, momentum=0.9),
+                              jit_compile=False, run_eagerly=True)
+    assert isinstance(model.keras_model.optimizer, keras.optimizers.LossScaleOptimizer)
+    batch = DataGenerator(shapes_dataset(count=4), config, seed=0)[0]
+    logs = model.keras_model.train_on_batch(batch, return_dict=True)
+    for name in ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "loss"):
+        assert math.isfinite(float(logs[name])), name
