@@ -1,0 +1,95 @@
+"""scripts/benchmark.py: argument checks, the memory probe, the timing loop, and one
+in-process smoke run (64x64, ResNet-18, tiny heads) of the Mask R-CNN rows."""
+
+import importlib.util
+import os
+import time
+
+import numpy as np
+import pytest
+
+SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                      "scripts", "benchmark.py")
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("benchmark_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_parse_args_defaults_and_errors(bench):
+    args = bench.parse_args([])
+    assert (args.size, args.repeats, args.warmup, args.only, args.backbone,
+            args.proposals, args.reference_size) == (1024, 5, 1, "all", "resnet50", 1000, 192)
+    for bad in (["--size", "100"], ["--reference-size", "100"], ["--repeats", "0"],
+                ["--only", "yolo"], ["--backbone", "vgg"]):
+        with pytest.raises(SystemExit):
+            bench.parse_args(bad)
+
+
+def test_peak_memory_sees_an_allocation(bench):
+    memory = bench.PeakMemory()
+    if memory.mode != "call":
+        pytest.skip("the kernel does not let this process reset its peak RSS")
+    size_mib = 200
+
+    def allocate():
+        block = np.ones(size_mib * 1024 * 1024 // 8)  # touched pages count in RSS
+        return float(block[-1])
+
+    _, peak, rise = memory.measure(allocate)
+    assert rise >= 0.9 * size_mib
+    # After the block is freed, a fresh window does not remember it.
+    _, _, rise_small = memory.measure(lambda: None)
+    assert rise_small < 0.5 * size_mib
+
+
+def test_time_row_interleaves_floor_and_reports_median(bench):
+    calls = []
+    durations = iter([0.0, 0.05, 0.01, 0.03])  # warm-up, then three timed calls
+
+    def fn():
+        calls.append("row")
+        time.sleep(next(durations))
+        return len(calls)
+
+    def floor():
+        calls.append("floor")
+        time.sleep(0.01)
+
+    row = bench.time_row(fn, floor, repeats=3, warmup=1, memory=bench.PeakMemory())
+    assert calls == ["row", "floor", "row", "floor", "row", "floor", "row"]
+    assert len(row["times"]) == len(row["floor_times"]) == 3
+    assert row["min_s"] == min(row["times"]) and row["min_s"] >= 0.01
+    assert row["median_s"] == sorted(row["times"])[1]
+    assert 0.03 <= row["median_s"] < 0.05
+    assert row["ratio"] == pytest.approx(row["median_s"] / row["floor_median_s"])
+    assert len(row["cpu_times"]) == len(row["floor_cpu_times"]) == 3
+    assert all(t >= 0 for t in row["cpu_times"])
+    assert row["result"] == 7  # the last call's return value
+
+
+def test_smoke_run_mrcnn_rows(bench, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    report = bench.main(["--size", "64", "--repeats", "1", "--warmup", "1", "--only", "mrcnn",
+                         "--backbone", "resnet18", "--tiny", "--json", str(out)])
+    names = [r["name"] for r in report["rows"]]
+    assert names == ["resnet18 forward (floor)", "MaskRCNN detect (mold+graph+unmold)",
+                     "MaskRCNN graph only", "MaskRCNN train step (batch 1)"]
+    for row in report["rows"]:
+        assert row["median_s"] > 0 and row["min_s"] > 0 and row["peak_mib"] > 0
+    for row in report["rows"][1:]:
+        assert row["ratio"] > 0 and row["cpu_ratio"] > 0 and len(row["floor_times"]) == 1
+    # Every detection slot is filled and gets a mask.
+    detect = report["rows"][1]
+    expected = bench.TINY_OVERRIDES["DETECTION_MAX_INSTANCES"]
+    assert detect["note"] == f"{expected} detections, {expected} masks"
+    assert np.isfinite(float(report["rows"][3]["note"].split()[1]))
+    table = capsys.readouterr().out
+    for name in names:
+        assert name in table
+    assert "machine: " in table and "cores" in table
+    assert out.exists() and '"rows"' in out.read_text()
