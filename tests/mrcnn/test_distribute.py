@@ -30,6 +30,10 @@ def test_mirrored_step_matches_single_device_step():
         update = np.asarray(update)
         if layer != "mrcnn_bbox_fc":  # gets gradient only from positive ROIs
             assert np.abs(update).max() > 0, layer
-        np.testing.assert_allclose(mirrored["updates"][layer], update,
-                                   rtol=1e-3, atol=1e-4 * max(np.abs(update).max(), 1e-3),
-                                   err_msg=layer)
+        # Float32 sums in another order (two replicas, then an all-reduce) move
+        # single elements of early layers by ~1e-7 absolute, so compare each layer's
+        # update as a whole: a per-replica clip or a missing all-reduce changes it by
+        # tens of percent, summation order by well under 1%.
+        diff = np.linalg.norm(np.asarray(mirrored["updates"][layer]) - update)
+        scale = max(np.linalg.norm(update), 1e-12)
+        assert diff / scale < 5e-3, (layer, diff / scale)
