@@ -140,13 +140,13 @@ def template_tile(template, unseen, size=48):
 
 
 def draw_procedural_examples(dataset, path, unseen, image_ids=None, columns=4,
-                             max_templates=12, title=None, seed=0):
+                             max_templates=24, title=None, seed=0):
     """Figure of procedural benchmark images and the templates of their categories.
 
     Top rows: the images (``columns`` per row) with each instance's mask blended in
     its category's colour (:func:`overlay_categories`) and named at its top edge;
-    names of unseen categories are orange and end in "(unseen)". Bottom row: the
-    templates of the categories shown (ascending class id, at most
+    names of unseen categories are orange and end in "(unseen)". Bottom rows (up to
+    12 per row): the templates of the categories shown (ascending class id, at most
     ``max_templates``), each titled with its name and "seen" or "unseen".
 
     Args:
@@ -181,10 +181,12 @@ def draw_procedural_examples(dataset, path, unseen, image_ids=None, columns=4,
 
     image_rows = -(-len(image_ids) // columns)
     template_count = min(len(shown), int(max_templates))
-    template_columns = max(columns, template_count)
-    fig = Figure(figsize=(2.3 * columns, 2.4 * image_rows + 1.6))
+    template_columns = max(columns, min(template_count, 12))
+    template_rows = max(1, -(-template_count // template_columns))
+    fig = Figure(figsize=(2.3 * columns, 2.4 * image_rows + 1.3 * template_rows + 0.6))
     FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(image_rows + 1, 1, height_ratios=[1.0] * image_rows + [0.55])
+    grid = fig.add_gridspec(image_rows + template_rows, 1,
+                            height_ratios=[1.0] * image_rows + [0.55] * template_rows)
     image_grid = grid[:image_rows].subgridspec(image_rows, columns)
     for n, (image_id, (image, masks, class_ids)) in enumerate(zip(image_ids, loaded)):
         ax = fig.add_subplot(image_grid[n // columns, n % columns])
@@ -202,18 +204,18 @@ def draw_procedural_examples(dataset, path, unseen, image_ids=None, columns=4,
                     bbox={"facecolor": "black", "alpha": 0.6, "pad": 0.5, "lw": 0})
         ax.set_title(f"image {image_id}", fontsize=7)
         ax.set_axis_off()
-    template_grid = grid[image_rows].subgridspec(1, template_columns)
+    template_grid = grid[image_rows:].subgridspec(template_rows, template_columns)
     for n, class_id in enumerate(shown[:template_count]):
-        ax = fig.add_subplot(template_grid[0, n])
+        ax = fig.add_subplot(template_grid[n // template_columns, n % template_columns])
         is_unseen = class_id in unseen
         ax.imshow(template_tile(templates[class_id - 1], is_unseen), interpolation="nearest")
         ax.set_title(f"{dataset.class_names[class_id]}\n{'unseen' if is_unseen else 'seen'}",
-                     fontsize=6,
-                     color="darkorange" if is_unseen else "black")
+                     fontsize=6, color="darkorange" if is_unseen else "black")
         ax.set_axis_off()
     more = "" if template_count == len(shown) else f" (first {template_count} of {len(shown)})"
-    fig.suptitle(title or f"procedural benchmark: images and the templates of their "
-                          f"categories{more}; orange: unseen", fontsize=9)
+    fig.suptitle(title or f"procedural benchmark: images with their instance masks and the "
+                          f"templates of their categories{more}\n(orange: unseen)",
+                 fontsize=9)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=130)
