@@ -51,6 +51,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)  # samples/ is not an installed package
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as mrcnn does; see lib/mrcnn/__init__.py
 
 import numpy as np  # noqa: E402
 

@@ -6,3 +6,6 @@ import os
 # must be set before TensorFlow is first imported.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# oneDNN convolutions (see lib/mrcnn/__init__.py): tests that import tensorflow
+# before mrcnn get them too.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
