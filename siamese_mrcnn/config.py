@@ -31,6 +31,10 @@ class SiameseConfig(Config):
     NUM_TARGETS = 1
     # Channels of the FPN feature maps shared by query and references.
     FPN_FEATUREMAPS = 256
+    # Channels of the matched maps (the 1x1 convs fpn_distance_P2..P6) that feed the
+    # RPN and the heads: 384 in the paper and its checkpoints; smaller only for
+    # CPU-sized models.
+    MATCHED_CHANNELS = 384
     # "mrcnn" (boxes and masks) or "frcnn" (boxes only, no mask head).
     MODEL = "mrcnn"
 
@@ -65,6 +69,10 @@ class SiameseConfig(Config):
         if self.TARGET_MIN_DIM > self.TARGET_MAX_DIM:
             raise_config(name, "TARGET_MIN_DIM", f"{self.TARGET_MIN_DIM} exceeds "
                                                  f"TARGET_MAX_DIM {self.TARGET_MAX_DIM}")
+        if (not isinstance(self.MATCHED_CHANNELS, (int, np.integer))
+                or isinstance(self.MATCHED_CHANNELS, bool) or self.MATCHED_CHANNELS < 1):
+            raise_config(name, "MATCHED_CHANNELS", f"must be a positive integer, got "
+                                                   f"{self.MATCHED_CHANNELS!r}")
         if self.MODEL not in ("mrcnn", "frcnn"):
             raise_config(name, "MODEL", f"must be 'mrcnn' or 'frcnn', got {self.MODEL!r}")
         if self.FPN_FEATUREMAPS != self.TOP_DOWN_PYRAMID_SIZE:

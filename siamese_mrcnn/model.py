@@ -31,7 +31,7 @@ from siamese_mrcnn.layers import L1Match, ReferencePooling
 
 logger = logging.getLogger(__name__)
 
-MATCHED_CHANNELS = 384
+MATCHED_CHANNELS = 384  # the paper's width; SiameseConfig.MATCHED_CHANNELS
 LEVELS = ("P2", "P3", "P4", "P5", "P6")
 
 
@@ -74,9 +74,10 @@ class SiameseMaskRCNN(MaskRCNN):
         return matched, matched[:4]
 
     def build_matching(self, query_map, reference_vector, level):
-        """L1 matching at one level -> [B, h, w, 384]."""
+        """L1 matching at one level -> [B, h, w, MATCHED_CHANNELS] (384 in the paper)."""
         joined = L1Match(name=f"fpn_match_{level}")([query_map, reference_vector])
-        return keras.layers.Conv2D(MATCHED_CHANNELS, 1, name=f"fpn_distance_{level}")(joined)
+        return keras.layers.Conv2D(self.config.MATCHED_CHANNELS, 1,
+                                   name=f"fpn_distance_{level}")(joined)
 
     def build_anchors(self, inputs):
         if "input_anchors" in inputs:

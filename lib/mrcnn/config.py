@@ -62,6 +62,11 @@ class Config:
     # smaller value only to make tiny CPU models cheap: the head runs on every ROI).
     MASK_HEAD_CONV_SIZE = 256
 
+    # Channels of the RPN's shared 3x3 conv ``rpn_conv_shared`` (512 in Matterport and
+    # the paper; smaller only for CPU-sized models: on Siamese Mask R-CNN's 384-channel
+    # matched maps it is the costliest conv at small image sizes).
+    RPN_CONV_SIZE = 512
+
     # Channels of the top-down pyramid (FPN) layers.
     TOP_DOWN_PYRAMID_SIZE = 256
 
@@ -175,7 +180,7 @@ class Config:
                      "POST_NMS_ROIS_TRAINING", "POST_NMS_ROIS_INFERENCE", "POOL_SIZE",
                      "MASK_POOL_SIZE", "RPN_ANCHOR_STRIDE", "IMAGE_CHANNEL_COUNT",
                      "MASK_HEAD_CONV_SIZE", "FPN_CLASSIF_FC_LAYERS_SIZE",
-                     "TOP_DOWN_PYRAMID_SIZE"):
+                     "TOP_DOWN_PYRAMID_SIZE", "RPN_CONV_SIZE"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 fail(name, f"must be a positive integer, got {value!r}")

@@ -170,7 +170,8 @@ class MaskRCNN:
         """Shared RPN over all levels -> (logits [B,A,2], probs [B,A,2], deltas [B,A,4])."""
         config = self.config
         depth = feature_maps[0].shape[-1]
-        rpn = build_rpn_model(config.RPN_ANCHOR_STRIDE, len(config.RPN_ANCHOR_RATIOS), depth)
+        rpn = build_rpn_model(config.RPN_ANCHOR_STRIDE, len(config.RPN_ANCHOR_RATIOS), depth,
+                              conv_size=config.RPN_CONV_SIZE)
         per_level = [rpn(p) for p in feature_maps]
         names = ["rpn_class_logits", "rpn_class", "rpn_bbox"]
         return [keras.layers.Concatenate(axis=1, name=name)([lvl[i] for lvl in per_level])

@@ -62,6 +62,7 @@ def test_display_prints_every_public_attribute_sorted(capsys):
     ({"BACKBONE": "vgg16"}, "BACKBONE"),
     ({"LOSS_WEIGHTS": {"rpn_class": 1.0}}, "LOSS_WEIGHTS"),
     ({"IMAGES_PER_GPU": 0}, "IMAGES_PER_GPU"),
+    ({"RPN_CONV_SIZE": 0}, "RPN_CONV_SIZE"),
 ])
 def test_invalid_settings_fail_at_construction_naming_the_attribute(overrides, attribute):
     bad = type("Bad", (NamedConfig,), overrides)

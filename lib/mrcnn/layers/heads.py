@@ -79,7 +79,8 @@ class RepeatAxis(keras.layers.Layer):
         return config
 
 
-def build_rpn_model(anchor_stride, anchors_per_location, depth, name="rpn_model"):
+def build_rpn_model(anchor_stride, anchors_per_location, depth, name="rpn_model",
+                    conv_size=512):
     """Shared region proposal network, applied to every pyramid level.
 
     Args:
@@ -87,6 +88,7 @@ def build_rpn_model(anchor_stride, anchors_per_location, depth, name="rpn_model"
             3x3 conv, so the output grid has one cell per anchor position).
         anchors_per_location: A, the anchors per cell (one per ratio).
         depth: channels of the input feature map.
+        conv_size: channels of the shared 3x3 conv (Config.RPN_CONV_SIZE).
 
     Model input: feature map [B, h, w, depth] (h, w may be None).
     Model outputs, with anchors ordered row-major over cells, then the A anchors of
@@ -99,7 +101,7 @@ def build_rpn_model(anchor_stride, anchors_per_location, depth, name="rpn_model"
     """
     a = int(anchors_per_location)
     feature_map = keras.Input([None, None, int(depth)], name="input_rpn_feature_map")
-    shared = keras.layers.Conv2D(512, 3, padding="same", activation="relu",
+    shared = keras.layers.Conv2D(int(conv_size), 3, padding="same", activation="relu",
                                  strides=anchor_stride, name="rpn_conv_shared")(feature_map)
     # Channel index of the 2A logits is anchor * 2 + class, so [B, h, w, 2A] ->
     # [B, h*w*A, 2] enumerates cells row-major, then the anchors of each cell.
