@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from mrcnn import utils
-from samples.shapes.shapes import SHAPE_KINDS, ShapesConfig, ShapesDataset, shape_mask
+from samples.shapes.shapes import (CLASS_COLOURS, SHAPE_KINDS, ShapesConfig, ShapesDataset,
+                                   shape_mask)
 
 
 def make_dataset(count=12, height=64, width=64, seed=3):
@@ -127,3 +128,25 @@ def test_shape_mask_geometry():
 def test_load_shapes_rejects_tiny_images():
     with pytest.raises(ValueError, match="16x16"):
         ShapesDataset().load_shapes(3, 8, 64)
+
+
+def test_class_colours_colour_every_shape_by_its_kind_on_grey():
+    plain = make_dataset(count=20, seed=5)
+    coded = ShapesDataset()
+    coded.load_shapes(20, 64, 64, seed=5, class_colours=CLASS_COLOURS)
+    coded.prepare()
+    # The first image has the classic layout of the seed, only its colours change.
+    assert ([(k, d) for k, _, d in plain.image_info[0]["shapes"]]
+            == [(k, d) for k, _, d in coded.image_info[0]["shapes"]])
+    for b in coded.image_info:
+        r, g, bl = b["bg_color"]
+        assert r == g == bl and 90 <= r < 170
+    for image_id in coded.image_ids:
+        image = coded.load_image(image_id)
+        masks, class_ids = coded.load_mask(image_id)
+        for i, class_id in enumerate(class_ids):
+            colour = CLASS_COLOURS[coded.class_names[class_id]]
+            assert (image[masks[..., i]] == colour).all()
+    with pytest.raises(ValueError, match="triangle"):
+        ShapesDataset().load_shapes(1, 64, 64, class_colours={"square": (1, 2, 3),
+                                                               "circle": (4, 5, 6)})

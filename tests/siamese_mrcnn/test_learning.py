@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from mrcnn import utils
-from samples.shapes.shapes import SHAPE_KINDS, ShapesDataset
+from samples.shapes.shapes import CLASS_COLOURS, SHAPE_KINDS, ShapesDataset
 from siamese_mrcnn.model import SiameseMaskRCNN
 from siamese_mrcnn.references import sample_references
 from tests.siamese_mrcnn.tiny import TinySiameseConfig
@@ -29,10 +29,9 @@ MEASURED = {"true": 0.756, "mismatched": 0.0}
 TRUE_AP_MIN = 0.4
 GAP_MIN = 0.3
 
-# One colour per category: the cue a from-scratch model can pick up in minutes.
-# (The embedded demo tests generalisation to unseen categories; this test tests
-# that the reference steers the detections.)
-COLOURS = {"square": (220, 50, 50), "circle": (40, 190, 60), "triangle": (50, 90, 230)}
+# One colour per category (CLASS_COLOURS): the cue a from-scratch model picks up in
+# minutes. (The embedded demo tests generalisation to unseen categories; this test
+# tests that the reference steers the detections.)
 
 
 class TwoCategoryShapes(ShapesDataset):
@@ -55,7 +54,7 @@ class TwoCategoryShapes(ShapesDataset):
                 box = np.array([[cy - size, cx - size, cy + size + 1, cx + size + 1]],
                                np.float64)
                 if not boxes or utils.compute_overlaps(box, np.array(boxes)).max() == 0:
-                    placed.append((kind, COLOURS[kind], (cy, cx, size)))
+                    placed.append((kind, CLASS_COLOURS[kind], (cy, cx, size)))
                     boxes.append(box[0])
                     break
         return (grey, grey, grey), placed
