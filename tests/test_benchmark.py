@@ -1,23 +1,17 @@
 """scripts/benchmark.py: argument checks, the memory probe, the timing loop, and one
 in-process smoke run (64x64, ResNet-18, tiny heads) of the Mask R-CNN rows."""
 
-import importlib.util
-import os
 import time
 
 import numpy as np
 import pytest
 
-SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                      "scripts", "benchmark.py")
+from tests.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("benchmark_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmark.py")
 
 
 def test_parse_args_defaults_and_errors(bench):

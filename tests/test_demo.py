@@ -1,6 +1,5 @@
 """The embedded demo (scripts/demo.py): its pieces, and a --quick run end to end."""
 
-import importlib.util
 import json
 import os
 import time
@@ -9,18 +8,9 @@ import types
 import numpy as np
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.scripts import load_script
 
-
-def _load_demo():
-    spec = importlib.util.spec_from_file_location("demo_script",
-                                                  os.path.join(REPO, "scripts", "demo.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-demo = _load_demo()
+demo = load_script("demo.py")
 
 
 # ---------------------------------------------------------------------- arguments

@@ -1,6 +1,5 @@
 """scripts/make_figures.py and the data-figure helpers of siamese_mrcnn.figures."""
 
-import importlib.util
 import os
 import types
 
@@ -8,20 +7,11 @@ import matplotlib.image
 import numpy as np
 import pytest
 
+from tests.scripts import load_script
+
 from siamese_mrcnn import figures
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location(
-        "make_figures_script", os.path.join(REPO, "scripts", "make_figures.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-make_figures = _load_script()
+make_figures = load_script("make_figures.py")
 
 
 def _read_png(path):

@@ -146,14 +146,10 @@ def test_walkthrough_without_checkpoint_runs_on_random_weights(tmp_path, kernel_
 def quick_demo_dir(tmp_path):
     """A demo output folder with one checkpoint of the --quick configuration (random
     weights), laid out as the demo writes it."""
-    import importlib.util
-
     from siamese_mrcnn.model import SiameseMaskRCNN
+    from tests.scripts import load_script
 
-    spec = importlib.util.spec_from_file_location("demo_script",
-                                                  os.path.join(REPO, "scripts", "demo.py"))
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = load_script("demo.py")
     config = demo.QuickConfig()
     run_dir = tmp_path / "demo" / f"{config.NAME.lower()}20240101T0000"
     run_dir.mkdir(parents=True)

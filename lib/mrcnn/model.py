@@ -484,8 +484,13 @@ class MaskRCNN:
         """Run the inference model on a dict of numpy inputs (traced once per shape)."""
         if self._predict_fn is None:
             model = self.keras_model
-            self._predict_fn = tf.function(lambda x: model(x, training=False),
-                                           reduce_retracing=True)
+
+            # A def, not a lambda: autograph cannot read a lambda's source when the
+            # call spans lines, and warns on every trace.
+            def predict(x):
+                return model(x, training=False)
+
+            self._predict_fn = tf.function(predict, reduce_retracing=True)
         outputs = self._predict_fn({k: tf.convert_to_tensor(v) for k, v in inputs.items()})
         return {k: v.numpy() for k, v in outputs.items()}
 

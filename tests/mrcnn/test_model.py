@@ -116,12 +116,21 @@ def test_save_then_load_by_name_into_fresh_model_gives_identical_outputs(
     expected = inference_model.run_graph_on_batch({"input_image": molded,
                                                    "input_image_meta": metas})
     got = fresh.run_graph_on_batch({"input_image": molded, "input_image_meta": metas})
-    # Identical weights; two model instances may still differ in the last float bit
-    # (oneDNN kernel choice), hence 1e-6 rather than bitwise equality.
-    for key in ("detections", "mrcnn_mask", "rpn_rois", "mrcnn_class"):
-        np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-6,
+    # The weights arrive bit for bit.
+    for saved, loaded in zip(inference_model.keras_model.weights, fresh.keras_model.weights):
+        assert saved.path == loaded.path
+        np.testing.assert_array_equal(loaded.numpy(), saved.numpy(), err_msg=saved.path)
+    # Two model instances with identical weights agree only to float round-off: oneDNN
+    # picks kernels (and summation orders) per instance. Dense outputs are compared
+    # element by element; ranked ones (proposals, detections, their masks) can swap
+    # near-tied entries of an untrained model, so only the top detection is compared.
+    for key in ("rpn_class", "rpn_bbox"):
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-4, atol=1e-5,
                                    err_msg=key)
-    assert not np.array_equal(before["mrcnn_class"], expected["mrcnn_class"])
+    np.testing.assert_allclose(got["detections"][0, 0], expected["detections"][0, 0],
+                               rtol=1e-4, atol=1e-4, err_msg="top detection")
+    assert expected["detections"][0, 0, 4] > 0  # a real detection (class id >= 1)
+    assert not np.allclose(before["rpn_class"], expected["rpn_class"], atol=1e-3)
 
 
 def test_load_with_exclude_leaves_excluded_layers_untouched(inference_model, tmp_path):

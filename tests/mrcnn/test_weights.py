@@ -5,7 +5,6 @@ The models here are tiny stand-ins with the real layer names: a nested
 ``fpn_c2p2`` and a nested ``rpn_model``.
 """
 
-import importlib.util
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -21,8 +20,7 @@ from mrcnn.layers.heads import build_rpn_model  # noqa: E402
 from mrcnn.weights import (WeightFileError, convert_resnet_from_keras_applications,  # noqa: E402
                            keras_applications_layer_names, load_resnet_from_keras_applications,
                            load_weights, save_weights)
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.scripts import load_script  # noqa: E402
 
 
 def tiny_resnet():
@@ -399,18 +397,14 @@ def test_conversion_mapping_and_errors(resnet50_app):
         load_resnet_from_keras_applications(tiny_resnet(), resnet50_app, "resnet50")
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location(
-        "convert_imagenet_weights", os.path.join(REPO, "scripts", "convert_imagenet_weights.py"))
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
+def load_convert_script():
+    return load_script("convert_imagenet_weights.py")
 
 
 def test_rgb_option_reverses_conv1_input_channels():
     model = tiny_resnet()
     kernel, bias = model.get_layer("conv1").get_weights()
-    load_script().reverse_conv1_input_channels(model)
+    load_convert_script().reverse_conv1_input_channels(model)
     flipped, same_bias = model.get_layer("conv1").get_weights()
     np.testing.assert_array_equal(flipped[:, :, 0], kernel[:, :, 2])
     np.testing.assert_array_equal(flipped[:, :, 2], kernel[:, :, 0])
@@ -424,7 +418,7 @@ def test_rgb_option_reverses_conv1_input_channels():
 
 
 def test_convert_script_offline(resnet50_app, our_resnet50, tmp_path):
-    script = load_script()
+    script = load_convert_script()
     local = str(tmp_path / "resnet50_notop.weights.h5")
     resnet50_app.save_weights(local)
     output = str(tmp_path / "resnet50_converted.h5")
