@@ -19,15 +19,24 @@ from mrcnn.layers.backbone import BatchNorm
 
 @keras.saving.register_keras_serializable(package="mrcnn")
 class FoldROIs(keras.layers.Layer):
-    """[B, R, ...] -> [B*R, ...] (row b*R + r holds ROI r of image b)."""
+    """[B, R, ...] -> [max(B*R, 1), ...] (row b*R + r holds ROI r of image b).
+
+    With no ROIs at all (B*R = 0) the result is one row of zeros: oneDNN's Conv2D
+    (on by default here, see mrcnn/__init__) fails on an empty batch in TF 2.21.
+    :class:`UnfoldROIs` drops that row again.
+    """
 
     def call(self, inputs):
         shape = tf.shape(inputs)
-        return tf.reshape(inputs, tf.concat([[shape[0] * shape[1]], shape[2:]], axis=0))
+        folded = tf.reshape(inputs, tf.concat([[shape[0] * shape[1]], shape[2:]], axis=0))
+        missing = tf.maximum(0, 1 - shape[0] * shape[1])
+        paddings = tf.concat([[[0, missing]], tf.zeros([tf.rank(folded) - 1, 2], tf.int32)],
+                             axis=0)
+        return tf.pad(folded, paddings)
 
     def compute_output_shape(self, input_shape):
         b, r = input_shape[0], input_shape[1]
-        folded = b * r if (b is not None and r is not None) else None
+        folded = max(b * r, 1) if (b is not None and r is not None) else None
         return (folded,) + tuple(input_shape[2:])
 
 
@@ -41,6 +50,7 @@ class UnfoldROIs(keras.layers.Layer):
     def call(self, inputs):
         x, like = inputs
         batch_rois = tf.shape(like)[:2]
+        x = x[:batch_rois[0] * batch_rois[1]]  # drops FoldROIs' row for B*R = 0
         return tf.reshape(x, tf.concat([batch_rois, tf.shape(x)[1:]], axis=0))
 
     def compute_output_shape(self, input_shape):
