@@ -52,7 +52,9 @@ def run_graph(model, image, references):
 
 def assert_same_detections(got, expected, context):
     np.testing.assert_array_equal(got["class_ids"], expected["class_ids"], err_msg=context)
-    np.testing.assert_allclose(got["scores"], expected["scores"], rtol=1e-5, atol=1e-6,
+    # oneDNN picks kernels per batch size, so a head batch of 2 and one of 1 agree to
+    # round-off only: measured up to 6e-4 on the scores of an untrained model.
+    np.testing.assert_allclose(got["scores"], expected["scores"], rtol=0, atol=2e-3,
                                err_msg=context)
     # Boxes are rounded to pixels, so a float difference can move an edge by one.
     np.testing.assert_allclose(got["rois"], expected["rois"], atol=1, err_msg=context)
