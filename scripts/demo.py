@@ -400,7 +400,7 @@ def key_comparison(true_summary, random_summary):
 # ---------------------------------------------------------------------- main
 # Defaults of the full demo and of --quick.
 DEFAULTS = {"images": (4000, 40), "categories": (80, 8), "eval_categories": (10, 2),
-            "eval_images": (40, 6), "warmup": (40, 1), "minutes": (10.0, None),
+            "eval_images": (40, 6), "warmup": (40, 1), "minutes": (12.0, None),
             "steps": (None, 3), "image_size": (128, 64)}
 
 
@@ -413,7 +413,7 @@ def parse_args(argv=None):
                     "figures.")
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, default=None,
-                        help="training time budget in minutes, tracing included (default 10)")
+                        help="training time budget in minutes, tracing included (default 12)")
     budget.add_argument("--steps", type=int, default=None,
                         help="train exactly this many steps instead (default with --quick: 3)")
     parser.add_argument("--seed", type=int, default=0,

@@ -16,7 +16,7 @@ demo = load_script("demo.py")
 # ---------------------------------------------------------------------- arguments
 def test_defaults_full_and_quick():
     args = demo.parse_args([])
-    assert (args.minutes, args.steps, args.image_size) == (10.0, None, 128)
+    assert (args.minutes, args.steps, args.image_size) == (12.0, None, 128)
     assert (args.categories, args.eval_categories, args.eval_images) == (80, 10, 40)
     assert args.output_dir == os.path.join("runs", "demo") and args.figures_dir == "figures"
     quick = demo.parse_args(["--quick"])
