@@ -248,8 +248,10 @@ class SiameseMaskRCNN(MaskRCNN):
         """Detect in one query image against several reference sets (e.g. categories).
 
         The query's backbone and FPN run once; each reference set is matched against the
-        shared features, BATCH_SIZE sets at a time. Gives the same result as calling
-        ``detect([refs], [image])`` for each set. Returns one result dict per set.
+        shared features, BATCH_SIZE sets at a time. Gives the result of calling
+        ``detect([refs], [image])`` for each set, up to float round-off (oneDNN kernels
+        depend on the head batch size; near-tied scores may then swap an NMS or top-k
+        decision). Returns one result dict per set.
         """
         if self.mode != "inference":
             raise ValueError("detect_multi needs a model built in mode='inference'")
