@@ -131,9 +131,17 @@ class QuickConfig(DemoConfig):
 
 def make_config(args):
     """The configuration of a run: DemoConfig (QuickConfig with --quick) with the
-    arguments' overrides (--lr, --batch, --set KEY=VALUE)."""
+    arguments' overrides (--lr, --batch, --set KEY=VALUE). With --weights, the
+    ``config.json`` of the checkpoint's run directory (if there is one) replaces the
+    class defaults, so the model built matches the checkpoint."""
     base = QuickConfig if args.quick else DemoConfig
-    overrides = dict(args.set)
+    overrides = {}
+    saved = None if args.weights is None else os.path.join(
+        os.path.dirname(os.path.abspath(args.weights)), "config.json")
+    if saved is not None and os.path.isfile(saved):
+        overrides.update(base.load(saved).to_dict())
+        print(f"configuration from {saved}")
+    overrides.update(args.set)
     if args.lr is not None:
         overrides["LEARNING_RATE"] = float(args.lr)
     if args.batch is not None:
@@ -442,13 +450,17 @@ def parse_args(argv=None):
     parser.add_argument("--set", type=parse_setting, action="append", default=[],
                         metavar="KEY=VALUE",
                         help="override a configuration attribute, e.g. --set TRAIN_BN=false")
+    parser.add_argument("--weights", default=None, metavar="CHECKPOINT",
+                        help="evaluate this checkpoint (.h5 written by the demo) instead of "
+                             "training; its run's config.json, when present beside it, "
+                             "replaces the demo configuration")
     parser.add_argument("--quick", action="store_true",
                         help="a tiny smoke-test version: 64-pixel images, 3 steps, 6 "
                              "evaluation images")
     args = parser.parse_args(argv)
     budget_given = args.minutes is not None or args.steps is not None
     for name, (full, small) in DEFAULTS.items():
-        if name in ("minutes", "steps") and budget_given:
+        if name in ("minutes", "steps") and (budget_given or args.weights is not None):
             continue
         if getattr(args, name, None) is None:
             setattr(args, name, small if args.quick else full)
@@ -462,6 +474,12 @@ def parse_args(argv=None):
         parser.error("--steps must be >= 1")
     if args.minutes is not None and args.minutes <= 0:
         parser.error("--minutes must be > 0")
+    if args.weights is not None:
+        if budget_given:
+            parser.error("--weights evaluates a checkpoint without training: it takes no "
+                         "--minutes or --steps")
+        if not os.path.isfile(args.weights):
+            parser.error(f"--weights: no such checkpoint file: {args.weights}")
     return args
 
 
@@ -495,14 +513,20 @@ def main(argv=None):
     if not eval_seen or not eval_unseen:
         raise SystemExit("too few evaluation images: no seen or no unseen category is in "
                          "2 of them; raise --eval-images")
-    budget = (f"{args.steps} steps" if args.steps is not None
-              else f"{args.minutes:g} minutes")
-    print(f"training {config.NAME} ({config.BACKBONE}, {config.IMAGE_MAX_DIM}px queries, "
-          f"{config.TARGET_MAX_DIM}px references, batch {config.BATCH_SIZE}, peak lr "
-          f"{config.LEARNING_RATE}) for {budget}; the first step includes tracing the graph")
-    checkpoint, training = train_model(args, config, train, seen)
-    print(f"trained {training['steps']} steps ({training['images_seen']} images) in "
-          f"{training['seconds']:.0f} s; final losses {training['final_losses']}")
+    if args.weights is None:
+        budget = (f"{args.steps} steps" if args.steps is not None
+                  else f"{args.minutes:g} minutes")
+        print(f"training {config.NAME} ({config.BACKBONE}, width {config.BACKBONE_WIDTH:g}, "
+              f"{config.IMAGE_MAX_DIM}px queries, {config.TARGET_MAX_DIM}px references, "
+              f"batch {config.BATCH_SIZE}, peak lr {config.LEARNING_RATE}) for {budget}; the "
+              f"first step includes tracing the graph")
+        checkpoint, training = train_model(args, config, train, seen)
+        print(f"trained {training['steps']} steps ({training['images_seen']} images) in "
+              f"{training['seconds']:.0f} s; final losses {training['final_losses']}")
+    else:
+        checkpoint = os.path.abspath(args.weights)
+        training = {"steps": 0, "weights": checkpoint}
+        print(f"no training: evaluating {checkpoint}")
 
     true_summary, random_summary, model = evaluate(args, config, checkpoint, evaluation,
                                                    eval_seen, eval_unseen)

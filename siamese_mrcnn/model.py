@@ -56,7 +56,8 @@ class SiameseMaskRCNN(MaskRCNN):
     def build_feature_maps(self, inputs):
         config = self.config
         resnet = build_resnet_model([None, None, config.IMAGE_CHANNEL_COUNT], config.BACKBONE,
-                                    train_bn=config.TRAIN_BN, name="resnet_model")
+                                    train_bn=config.TRAIN_BN, name="resnet_model",
+                                    width=config.BACKBONE_WIDTH)
         fpn = build_fpn_model([int(c.shape[-1]) for c in resnet.outputs],
                               pyramid_size=config.FPN_FEATUREMAPS, relu=True, name="fpn_model")
         query_pyramid = fpn(resnet(inputs["input_image"]))

@@ -228,3 +228,30 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
         assert pixels.ndim == 3 and pixels.shape[0] > 200 and pixels.shape[1] > 400
         assert pixels[..., :3].std() > 0.05  # not a blank canvas
     assert sorted(os.listdir(fig_dir)) == ["demo_seen.png", "demo_unseen.png"]
+
+    # --weights evaluates the checkpoint without training (its run's config.json
+    # rebuilds the same model) and reproduces the numbers of the run that wrote it.
+    again = demo.main(["--quick", "--weights", result["checkpoint"], "--output-dir",
+                       str(tmp_path / "again"), "--figures-dir", str(tmp_path / "figs2"),
+                       "--eval-images", "5"])
+    printed = capsys.readouterr().out
+    assert f"no training: evaluating {result['checkpoint']}" in printed
+    assert "step/s" not in printed and "s/step" not in printed  # no progress bar
+    assert again["summary"]["training"] == {"steps": 0, "weights": result["checkpoint"]}
+    for name, group in summary["groups"].items():
+        for iou_type in ("bbox", "segm"):
+            for metric in ("AP", "AP50"):
+                first = group[iou_type][metric]["mean"]
+                second = again["summary"]["groups"][name][iou_type][metric]["mean"]
+                assert (first is None and second is None) or \
+                    second == pytest.approx(first, abs=1e-6), (name, iou_type, metric)
+
+
+def test_weights_argument_errors(tmp_path):
+    with pytest.raises(SystemExit):
+        demo.parse_args(["--weights", str(tmp_path / "missing.h5")])
+    present = tmp_path / "w.h5"
+    present.write_bytes(b"")
+    with pytest.raises(SystemExit):
+        demo.parse_args(["--weights", str(present), "--steps", "5"])
+    assert demo.parse_args(["--weights", str(present)]).minutes is None

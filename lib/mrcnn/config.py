@@ -51,6 +51,9 @@ class Config:
     # a callable also needs COMPUTE_BACKBONE_SHAPE.
     BACKBONE = "resnet101"
     COMPUTE_BACKBONE_SHAPE = None
+    # Width multiplier of every ResNet conv (0.5 halves the channels): 1.0 for
+    # pretrained weights, less for small models trained from scratch on a CPU.
+    BACKBONE_WIDTH = 1.0
 
     # Strides of the FPN levels P2..P6 relative to the input image.
     BACKBONE_STRIDES = [4, 8, 16, 32, 64]
@@ -126,7 +129,9 @@ class Config:
     DETECTION_MIN_CONFIDENCE = 0.7
     DETECTION_NMS_THRESHOLD = 0.3
 
-    # Optimiser: SGD with momentum.
+    # Optimiser: "SGD" (with momentum LEARNING_MOMENTUM, as in the paper) or "Adam"
+    # (Keras defaults besides the learning rate; faster from random weights).
+    OPTIMIZER = "SGD"
     LEARNING_RATE = 0.001
     LEARNING_MOMENTUM = 0.9
     # L2 penalty on trainable weights other than BatchNorm gamma/beta.
@@ -196,6 +201,9 @@ class Config:
                      "a callable BACKBONE needs a callable COMPUTE_BACKBONE_SHAPE")
         else:
             fail("BACKBONE", f"must be a string or a callable, got {self.BACKBONE!r}")
+        if (not isinstance(self.BACKBONE_WIDTH, (int, float, np.number))
+                or isinstance(self.BACKBONE_WIDTH, bool) or not 0 < self.BACKBONE_WIDTH <= 4):
+            fail("BACKBONE_WIDTH", f"must be a number in (0, 4], got {self.BACKBONE_WIDTH!r}")
         if len(self.RPN_ANCHOR_SCALES) != len(self.BACKBONE_STRIDES):
             fail("RPN_ANCHOR_SCALES",
                  f"needs one scale per pyramid level: {len(self.RPN_ANCHOR_SCALES)} scales "
@@ -234,6 +242,8 @@ class Config:
         if unknown:
             fail("LOSS_WEIGHTS", f"unknown loss names {sorted(unknown)}; "
                                  f"known: {sorted(expected_losses)}")
+        if str(self.OPTIMIZER).lower() not in ("sgd", "adam"):
+            fail("OPTIMIZER", f"must be SGD or Adam, got {self.OPTIMIZER!r}")
         if self.DTYPE_POLICY not in ("float32", "mixed_float16", "mixed_bfloat16"):
             fail("DTYPE_POLICY", f"must be float32, mixed_float16 or mixed_bfloat16, "
                                  f"got {self.DTYPE_POLICY!r}")

@@ -162,7 +162,8 @@ class MaskRCNN:
             _, c2, c3, c4, c5 = config.BACKBONE(image, stage5=True, train_bn=config.TRAIN_BN)
         else:
             _, c2, c3, c4, c5 = resnet_graph(image, config.BACKBONE, stage5=True,
-                                             train_bn=config.TRAIN_BN)
+                                             train_bn=config.TRAIN_BN,
+                                             width=config.BACKBONE_WIDTH)
         p2, p3, p4, p5, p6 = fpn_graph(c2, c3, c4, c5, config.TOP_DOWN_PYRAMID_SIZE)
         return [p2, p3, p4, p5, p6], [p2, p3, p4, p5]
 
@@ -301,8 +302,8 @@ class MaskRCNN:
         ``layers``: "heads", "3+", "4+", "5+", "all" or a regular expression over layer
         names. Starts at ``self.epoch`` (set by ``load_weights`` of a checkpoint of
         this run's naming, so a resumed run continues at the right epoch and writes
-        into the same directory). Each call compiles a fresh SGD optimizer (momentum
-        LEARNING_MOMENTUM; the train step clips the global batch's gradient to
+        into the same directory). Each call compiles a fresh optimizer (OPTIMIZER: SGD
+        with momentum LEARNING_MOMENTUM, or Adam; the train step clips the global batch's gradient to
         GRADIENT_CLIP_NORM) and fresh loss trackers. Returns the Keras History
         (None when already at ``epochs``).
         """
@@ -336,8 +337,11 @@ class MaskRCNN:
         with self.scope():
             set_trainable(self.keras_model, regex)
             # Clipping by GRADIENT_CLIP_NORM happens in the train step (see LossModel).
-            optimizer = keras.optimizers.SGD(learning_rate=learning_rate,
-                                             momentum=config.LEARNING_MOMENTUM)
+            if str(config.OPTIMIZER).lower() == "adam":
+                optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
+            else:
+                optimizer = keras.optimizers.SGD(learning_rate=learning_rate,
+                                                 momentum=config.LEARNING_MOMENTUM)
             # NMS and crop_and_resize do not compile under XLA.
             self.keras_model.compile(optimizer=optimizer, jit_compile=False)
         # The generator already orders batches reproducibly from (seed, epoch); Keras'

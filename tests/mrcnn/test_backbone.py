@@ -185,6 +185,40 @@ def test_basic_resnet_c2_to_c5_strides_and_channels(architecture, basic_resnets)
     assert [s[-1] for s in shapes] == list(backbone_channels(architecture))
 
 
+@pytest.mark.parametrize("architecture", ["resnet18", "resnet50"])
+def test_width_multiplier_scales_every_conv_and_keeps_layer_names(architecture, basic_resnets,
+                                                                  resnet50):
+    full = basic_resnets["resnet18"] if architecture == "resnet18" else resnet50
+    half = build_resnet_model([None, None, 3], architecture, width=0.5, name="half")
+    assert weighted_layer_names(half) == weighted_layer_names(full)
+    for layer in full.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            k_full = layer.kernel.shape
+            k_half = half.get_layer(layer.name).kernel.shape
+            c_in = 3 if layer.name == "conv1" else k_full[2] // 2
+            assert tuple(k_half) == (k_full[0], k_full[1], c_in, k_full[3] // 2), layer.name
+    channels = tuple(c // 2 for c in backbone_channels(architecture))
+    assert backbone_channels(architecture, width=0.5) == channels
+    image = np.zeros((1, 64, 64, 3), np.float32)
+    assert tuple(o.shape[-1] for o in half(image, training=False)) == channels
+    # Conv kernels dominate: a quarter of the weights (biases and BN halve).
+    count = lambda m: sum(int(np.prod(w.shape)) for w in m.trainable_weights)  # noqa: E731
+    assert 0.24 < count(half) / count(full) < 0.27
+    with pytest.raises(ValueError, match="width"):
+        build_resnet_model([None, None, 3], architecture, width=0)
+
+
+def test_backbone_width_reaches_the_model_and_is_validated(tmp_path):
+    from mrcnn.model import MaskRCNN
+    narrow = type("Narrow", (TinyResnet18Config,), {"BACKBONE_WIDTH": 0.25})()
+    model = MaskRCNN("inference", narrow, str(tmp_path))
+    assert model.keras_model.get_layer("conv1").kernel.shape == (7, 7, 3, 16)
+    assert model.keras_model.get_layer("fpn_c5p5").kernel.shape == (1, 1, 128, 16)
+    for bad in (0, -0.5, "half", True, 8):
+        with pytest.raises(ConfigError, match="BACKBONE_WIDTH"):
+            type("Bad", (TinyResnet18Config,), {"BACKBONE_WIDTH": bad})()
+
+
 def test_backbone_channels_of_bottleneck_resnets_match_the_graph(resnet50):
     for architecture in ("resnet50", "resnet101"):
         assert backbone_channels(architecture) == (256, 512, 1024, 2048)

@@ -63,6 +63,8 @@ def test_display_prints_every_public_attribute_sorted(capsys):
     ({"LOSS_WEIGHTS": {"rpn_class": 1.0}}, "LOSS_WEIGHTS"),
     ({"IMAGES_PER_GPU": 0}, "IMAGES_PER_GPU"),
     ({"RPN_CONV_SIZE": 0}, "RPN_CONV_SIZE"),
+    ({"OPTIMIZER": "rmsprop"}, "OPTIMIZER"),
+    ({"BACKBONE_WIDTH": 0.0}, "BACKBONE_WIDTH"),
 ])
 def test_invalid_settings_fail_at_construction_naming_the_attribute(overrides, attribute):
     bad = type("Bad", (NamedConfig,), overrides)

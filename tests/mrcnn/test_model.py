@@ -75,6 +75,24 @@ def test_second_stage_in_same_process_equals_fresh_process_from_checkpoint(stage
     assert os.path.exists(os.path.join(str(tmp_path), "resumed_0002.h5"))
 
 
+def test_optimizer_setting_chooses_sgd_or_adam(staged_run, tmp_path):
+    import keras
+    sgd = staged_run["model"].keras_model.optimizer
+    assert isinstance(sgd, keras.optimizers.SGD)
+    assert float(sgd.momentum) == pytest.approx(0.9)
+    config = type("AdamTiny", (TinyConfig,), {"OPTIMIZER": "Adam", "STEPS_PER_EPOCH": 1,
+                                              "BACKBONE": "resnet18",
+                                              "BACKBONE_WIDTH": 0.25})()
+    model = MaskRCNN("training", config, str(tmp_path))
+    before = _snapshot(model, names=("conv1",))["conv1"]
+    history = model.train(staged_run["dataset"], None, 0.001, 1, "all", seed=3, verbose=0)
+    assert isinstance(model.keras_model.optimizer, keras.optimizers.Adam)
+    assert math.isfinite(history.history["loss"][0])
+    # Adam's first step moves every weight with a gradient by about the learning rate.
+    step = np.abs(model.keras_model.get_layer("conv1").get_weights()[0] - before)
+    assert 0.0005 < np.median(step) < 0.002
+
+
 @pytest.fixture(scope="module")
 def inference_model(staged_run):
     model = MaskRCNN("inference", TinyConfig(), staged_run["model_dir"])

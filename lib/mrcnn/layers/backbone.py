@@ -32,16 +32,22 @@ BASIC_RESNET_CHANNELS = (64, 128, 256, 512)
 ARCHITECTURES = tuple(sorted(RESNET_BLOCKS)) + tuple(sorted(BASIC_RESNET_BLOCKS))
 
 
-def backbone_channels(architecture):
+def scaled_width(filters, width):
+    """``filters`` channels scaled by the width multiplier ``width`` (at least 1)."""
+    return max(1, int(round(filters * float(width))))
+
+
+def backbone_channels(architecture, width=1.0):
     """Channels (C2, C3, C4, C5) of the named ResNet's stage outputs.
 
     (256, 512, 1024, 2048) for "resnet50"/"resnet101", (64, 128, 256, 512) for
-    "resnet18"/"resnet34"; the input channels of :func:`build_fpn_model`.
+    "resnet18"/"resnet34", each times ``width`` (see :func:`resnet_graph`); the input
+    channels of :func:`build_fpn_model`.
     """
     if architecture in RESNET_BLOCKS:
-        return RESNET_CHANNELS
+        return tuple(scaled_width(c, width) for c in RESNET_CHANNELS)
     if architecture in BASIC_RESNET_BLOCKS:
-        return BASIC_RESNET_CHANNELS
+        return tuple(scaled_width(c, width) for c in BASIC_RESNET_CHANNELS)
     raise ValueError(f"architecture must be one of {list(ARCHITECTURES)}, "
                      f"got {architecture!r}")
 
@@ -86,13 +92,14 @@ def _block_letters(count):
     return string.ascii_lowercase[:count]
 
 
-def _bottleneck(x, stage, block, strides, shortcut_conv, train_bn, bn_epsilon):
+def _bottleneck(x, stage, block, strides, shortcut_conv, train_bn, bn_epsilon, width):
     """One ResNet-v1 bottleneck block (1x1 -> 3x3 -> 1x1, residual add, ReLU).
 
     ``strides`` applies to the first 1x1 conv and to the projection shortcut
     (``shortcut_conv``), as in Matterport's and keras.applications' ResNet.
+    ``width`` scales the STAGE_FILTERS widths.
     """
-    f1, f2, f3 = STAGE_FILTERS[stage]
+    f1, f2, f3 = (scaled_width(f, width) for f in STAGE_FILTERS[stage])
     conv = f"res{stage}{block}_branch"
     bn = f"bn{stage}{block}_branch"
     y = keras.layers.Conv2D(f1, 1, strides=strides, use_bias=True, name=conv + "2a")(x)
@@ -113,15 +120,16 @@ def _bottleneck(x, stage, block, strides, shortcut_conv, train_bn, bn_epsilon):
     return keras.layers.Activation("relu", name=f"res{stage}{block}_out")(y)
 
 
-def _basic_block(x, stage, block, strides, shortcut_conv, train_bn, bn_epsilon):
+def _basic_block(x, stage, block, strides, shortcut_conv, train_bn, bn_epsilon, width):
     """One ResNet-v1 basic block (3x3 -> 3x3, residual add, ReLU).
 
     ``strides`` applies to the first 3x3 conv and to the 1x1 projection shortcut
-    (``shortcut_conv``); both 3x3 convs have BASIC_STAGE_FILTERS[stage] channels.
+    (``shortcut_conv``); both 3x3 convs have BASIC_STAGE_FILTERS[stage] channels,
+    times ``width``.
     Convs keep their bias, like the rest of this file, so every conv layer has the
     same two weights whatever the architecture.
     """
-    filters = BASIC_STAGE_FILTERS[stage]
+    filters = scaled_width(BASIC_STAGE_FILTERS[stage], width)
     conv = f"res{stage}{block}_branch"
     bn = f"bn{stage}{block}_branch"
     y = keras.layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=True,
@@ -141,7 +149,7 @@ def _basic_block(x, stage, block, strides, shortcut_conv, train_bn, bn_epsilon):
 
 
 def resnet_graph(input_image, architecture, stage5=True, train_bn=False,
-                 pool_padding="same", bn_epsilon=1e-3):
+                 pool_padding="same", bn_epsilon=1e-3, width=1.0):
     """ResNet-18/34/50/101 (v1, Matterport layout) on a functional image tensor.
 
     Args:
@@ -159,10 +167,16 @@ def resnet_graph(input_image, architecture, stage5=True, train_bn=False,
             the bottom/right border for even sizes.
         bn_epsilon: BatchNorm epsilon; 1e-3 for Matterport/Keras-2 weights,
             1.001e-5 to reproduce keras.applications exactly.
+        width: width multiplier of every conv (the stem's 64 channels included),
+            MobileNet style: 0.5 halves the channels and quarters the FLOPs and the
+            weights. Pretrained weights exist only for 1.0; smaller widths are for
+            training from scratch on CPU (the procedural demo).
 
-    Returns: [C1, C2, C3, C4, C5], C1 the pooled stem output [B, H/4, W/4, 64], C2..C5
-    with the channels of :func:`backbone_channels`.
+    Returns: [C1, C2, C3, C4, C5], C1 the pooled stem output [B, H/4, W/4, 64 * width],
+    C2..C5 with the channels of :func:`backbone_channels`.
     """
+    if not float(width) > 0:
+        raise ValueError(f"width must be positive, got {width!r}")
     if architecture in RESNET_BLOCKS:
         block_fn, stage_blocks = _bottleneck, RESNET_BLOCKS[architecture]
     elif architecture in BASIC_RESNET_BLOCKS:
@@ -173,7 +187,8 @@ def resnet_graph(input_image, architecture, stage5=True, train_bn=False,
     if pool_padding not in ("same", "symmetric"):
         raise ValueError(f"pool_padding must be 'same' or 'symmetric', got {pool_padding!r}")
     x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(input_image)
-    x = keras.layers.Conv2D(64, 7, strides=2, use_bias=True, name="conv1")(x)
+    x = keras.layers.Conv2D(scaled_width(64, width), 7, strides=2, use_bias=True,
+                            name="conv1")(x)
     x = BatchNorm(train_bn=train_bn, epsilon=bn_epsilon, name="bn_conv1")(x)
     x = keras.layers.Activation("relu", name="conv1_relu")(x)
     if pool_padding == "same":
@@ -191,7 +206,7 @@ def resnet_graph(input_image, architecture, stage5=True, train_bn=False,
             # stages 3-5 (res2a keeps 64 channels and stride 1: identity shortcut).
             projection = i == 0 and (block_fn is _bottleneck or stage > 2)
             x = block_fn(x, stage, block, strides, shortcut_conv=projection,
-                         train_bn=train_bn, bn_epsilon=bn_epsilon)
+                         train_bn=train_bn, bn_epsilon=bn_epsilon, width=width)
         outputs.append(x)
     if not stage5:
         outputs.append(None)
@@ -203,7 +218,7 @@ def build_resnet_model(input_shape, architecture, train_bn=False, name="resnet_m
     """keras.Model mapping an image [B, H, W, 3] to [C2, C3, C4, C5].
 
     ``input_shape`` is [H, W, C] (H, W may be None); ``kwargs`` go to
-    :func:`resnet_graph` (pool_padding, bn_epsilon). The Siamese model calls one
+    :func:`resnet_graph` (pool_padding, bn_epsilon, width). The Siamese model calls one
     instance on the query and on the references, so both share its weights.
     """
     image = keras.Input(list(input_shape), name=f"{name}_input")
