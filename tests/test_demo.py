@@ -17,7 +17,7 @@ demo = load_script("demo.py")
 def test_defaults_full_and_quick():
     args = demo.parse_args([])
     assert (args.minutes, args.steps, args.image_size) == (12.0, None, 128)
-    assert (args.categories, args.eval_categories, args.eval_images) == (80, 10, 40)
+    assert (args.categories, args.eval_categories, args.eval_images) == (80, 10, 100)
     assert args.output_dir == os.path.join("runs", "demo") and args.figures_dir == "figures"
     quick = demo.parse_args(["--quick"])
     assert (quick.minutes, quick.steps, quick.image_size) == (None, 3, 64)
@@ -247,6 +247,25 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
                     second == pytest.approx(first, abs=1e-6), (name, iou_type, metric)
 
 
+    # A float16 copy with its config.json (how checkpoints/ is made) is about half the
+    # size and evaluates like the original up to float16 rounding.
+    compact = load_script("compact_checkpoint.py")
+    target = compact.main([result["checkpoint"], str(tmp_path / "shipped"), "--name",
+                           "small.h5"])
+    assert target == str(tmp_path / "shipped" / "small.h5")
+    assert os.path.isfile(tmp_path / "shipped" / "config.json")
+    assert os.path.getsize(target) < 0.6 * os.path.getsize(result["checkpoint"])
+    small = demo.main(["--quick", "--weights", target, "--output-dir", str(tmp_path / "small"),
+                       "--figures-dir", str(tmp_path / "figs3"), "--eval-images", "5"])
+    assert "configuration from" in capsys.readouterr().out
+    for name, group in summary["groups"].items():
+        for iou_type in ("bbox", "segm"):
+            a = group[iou_type]["AP50"]["mean"]
+            b = small["summary"]["groups"][name][iou_type]["AP50"]["mean"]
+            assert (a is None and b is None) or abs(a - b) <= 0.1, (name, iou_type, a, b)
+    with pytest.raises(SystemExit):
+        compact.main([str(tmp_path / "missing.h5"), str(tmp_path / "x")])
+
 def test_weights_argument_errors(tmp_path):
     with pytest.raises(SystemExit):
         demo.parse_args(["--weights", str(tmp_path / "missing.h5")])
@@ -255,3 +274,4 @@ def test_weights_argument_errors(tmp_path):
     with pytest.raises(SystemExit):
         demo.parse_args(["--weights", str(present), "--steps", "5"])
     assert demo.parse_args(["--weights", str(present)]).minutes is None
+

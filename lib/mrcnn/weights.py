@@ -141,13 +141,16 @@ def _read_name_attr(group, name):
 
 
 # ----------------------------------------------------------------- saving
-def save_weights(model, filepath):
-    """Write all weights of ``model`` as a legacy HDF5 weight file, atomically.
+def _stored(array, dtype):
+    """``array`` as written: floating arrays cast to ``dtype`` when one is given."""
+    array = np.asarray(array)
+    if dtype is not None and np.issubdtype(array.dtype, np.floating):
+        return array.astype(dtype)
+    return array
 
-    One group per top-level layer of ``model`` (see the module docstring). The file
-    is written to a temporary file in the same directory and moved into place with
-    ``os.replace``, so an interrupted save leaves any previous ``filepath`` intact.
-    """
+
+def _atomic_h5(filepath):
+    """(temporary path, final path) for writing ``filepath`` atomically."""
     filepath = os.fspath(filepath)
     directory = os.path.dirname(os.path.abspath(filepath))
     if not os.path.isdir(directory):
@@ -156,6 +159,19 @@ def save_weights(model, filepath):
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(filepath) + ".", suffix=".tmp",
                                dir=directory)
     os.close(fd)
+    return tmp, filepath
+
+
+def save_weights(model, filepath, dtype=None):
+    """Write all weights of ``model`` as a legacy HDF5 weight file, atomically.
+
+    One group per top-level layer of ``model`` (see the module docstring). The file
+    is written to a temporary file in the same directory and moved into place with
+    ``os.replace``, so an interrupted save leaves any previous ``filepath`` intact.
+    ``dtype`` (e.g. "float16") stores floating weights in that type, halving a
+    float32 file; :func:`load_weights` casts back to the model's variables.
+    """
+    tmp, filepath = _atomic_h5(filepath)
     try:
         with h5py.File(tmp, "w") as f:
             _write_name_attr(f, "layer_names", [layer.name for layer in model.layers])
@@ -171,12 +187,47 @@ def save_weights(model, filepath):
                                      f"several weights named {dupes}")
                 _write_name_attr(group, "weight_names", names)
                 for name, variable in entries:
-                    group.create_dataset(name, data=keras.ops.convert_to_numpy(variable))
+                    group.create_dataset(
+                        name, data=_stored(keras.ops.convert_to_numpy(variable), dtype))
         os.replace(tmp, filepath)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def convert_weight_file(source, target, dtype="float16"):
+    """Copy the weight file ``source`` to ``target`` with floating weights as ``dtype``.
+
+    Groups, attributes and the order of everything are kept, so the copy loads
+    wherever the original does (by name or by order). Written atomically; returns
+    (bytes of source, bytes of target). Used to ship small checkpoints: float16
+    keeps about 3 significant digits of each weight.
+    """
+    dtype = np.dtype(dtype)
+    if not np.issubdtype(dtype, np.floating):
+        raise ValueError(f"convert_weight_file: dtype must be a floating type, got {dtype}")
+    tmp, target = _atomic_h5(target)
+    try:
+        with _open_weight_file(source) as src, h5py.File(tmp, "w") as dst:
+            for key, value in src.attrs.items():
+                dst.attrs[key] = value
+
+            def copy(name, obj):
+                if isinstance(obj, h5py.Group):
+                    group = dst.require_group(name)
+                else:
+                    group = dst.create_dataset(name, data=_stored(obj[()], dtype))
+                for key, value in obj.attrs.items():
+                    group.attrs[key] = value
+
+            src.visititems(copy)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return os.path.getsize(os.fspath(source)), os.path.getsize(target)
 
 
 # ----------------------------------------------------------------- loading

@@ -124,6 +124,45 @@ def test_save_load_round_trip(source, tmp_path, by_name):
     assert_same_outputs(source, fresh)
 
 
+@pytest.mark.parametrize("by_name", [True, False])
+def test_float16_copy_is_half_the_size_and_loads_rounded_weights(source, tmp_path, by_name):
+    full, half = str(tmp_path / "w.h5"), str(tmp_path / "w16.h5")
+    save_weights(source, full)
+    sizes = weights_io.convert_weight_file(full, half, "float16")
+    assert sizes == (os.path.getsize(full), os.path.getsize(half))
+    with h5py.File(full, "r") as a, h5py.File(half, "r") as b:
+        assert dict(a.attrs).keys() == dict(b.attrs).keys()
+        assert list(a["resnet_model"].attrs["weight_names"]) == list(
+            b["resnet_model"].attrs["weight_names"])
+        assert b["resnet_model"]["conv1/kernel:0"].dtype == np.float16
+        # Weights dominate a real checkpoint; here headers do, so the bound is loose.
+        weights_bytes = lambda f: sum(  # noqa: E731
+            d.nbytes for d in _datasets(f))
+        assert weights_bytes(b) * 2 == weights_bytes(a)
+    fresh = tiny_model(seed=7)
+    load_weights(fresh, half, by_name=by_name)
+    expected = weights_by_path(source)
+    for path_, value in weights_by_path(fresh).items():
+        assert value.dtype == np.float32
+        np.testing.assert_array_equal(
+            value, expected[path_].astype(np.float16).astype(np.float32), err_msg=path_)
+    # The same file written directly from the model.
+    direct = str(tmp_path / "direct16.h5")
+    save_weights(source, direct, dtype="float16")
+    with h5py.File(direct, "r") as a, h5py.File(half, "r") as b:
+        for x, y in zip(_datasets(a), _datasets(b)):
+            np.testing.assert_array_equal(x[()], y[()])
+    with pytest.raises(ValueError, match="floating"):
+        weights_io.convert_weight_file(full, str(tmp_path / "int.h5"), "int8")
+
+
+def _datasets(h5):
+    found = []
+    h5.visititems(lambda name, obj: found.append(obj) if isinstance(obj, h5py.Dataset)
+                  else None)
+    return found
+
+
 def test_exclude_leaves_layers_untouched(source, tmp_path):
     path = str(tmp_path / "w.h5")
     save_weights(source, path)
