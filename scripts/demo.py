@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """The embedded one-shot demo: train, evaluate and draw a small Siamese Mask R-CNN.
 
-    python scripts/demo.py [--minutes M | --steps N] [--seed S] [--output-dir runs/demo]
-        [--figures-dir figures] [--images N] [--categories K] [--eval-images N]
-        [--runs R] [--quick]
+    python scripts/demo.py [--minutes M | --steps N | --weights CHECKPOINT] [--seed S]
+        [--output-dir runs/demo] [--figures-dir figures] [--images N] [--categories K]
+        [--eval-images N] [--runs R] [--quick]
 
 What it does, on the procedural one-shot benchmark (:mod:`samples.procedural`; no
 downloads):
@@ -11,9 +11,9 @@ downloads):
 1. Categories 1..K are split COCO style: every 4th (ids 1, 5, 9, ...) is *unseen*.
    Training images show only seen categories; evaluation images (another seed) show
    all of them.
-2. Trains a CPU-sized Siamese Mask R-CNN (:class:`DemoConfig`: ResNet-18, narrow FPN
-   and heads, 128-pixel queries, 64-pixel references) from random weights on the seen
-   categories, for a time or step budget, with SGD, a linear warm-up and a cosine
+2. Trains a CPU-sized Siamese Mask R-CNN (:class:`DemoConfig`: quarter-width
+   ResNet-18, narrow FPN and heads, 128-pixel queries, 64-pixel references) from
+   random weights on the seen categories, for a time or step budget, with SGD, a linear warm-up and a cosine
    decay of the learning rate. A progress bar shows the steps and the loss.
 3. Exports the evaluation images as COCO files and loads them with
    :class:`siamese_mrcnn.coco.CocoDataset`, so evaluation runs the COCO path
@@ -65,15 +65,15 @@ class DemoConfig(SiameseConfig):
     start at 16 pixels. The RPN runs on every other cell (RPN_ANCHOR_STRIDE 2): its
     3x3 conv (512 channels on the 384 matched channels) is the costliest layer at
     this image size, so it and the matching convs are narrowed to 128 channels
-    (RPN_CONV_SIZE, MATCHED_CHANNELS; the paper's 512 and 384): with oneDNN a step of
-    8 images then takes about 0.9 s on 2 cores instead of 1.5 s.
+    (RPN_CONV_SIZE, MATCHED_CHANNELS; the paper's 512 and 384): with oneDNN and a
+    full-width backbone a step of 8 images then takes 0.65-0.9 s on 2 cores, not 1.5 s.
     Batch norm trains (TRAIN_BN): the weights start random, and frozen BN layers at
     their initial statistics leave the classifier stuck at a constant output.
     The ResNet-18 is a quarter as wide (BACKBONE_WIDTH 0.25: 16 to 128 channels):
-    a step then takes about 0.3 s, so the 12-minute budget holds about 2000 steps,
-    and following the reference needs that many (measured: no gap over a
-    wrong-category reference after 1000 steps at full width, 1.7x after 1600 steps
-    at a quarter width).
+    a step then takes about 0.32 s, so the 12-minute budget holds about 2200 steps
+    on an idle machine, and following the reference needs that many (measured, unseen
+    AP50 against a wrong-category reference: no gap after 1000 steps at full width,
+    1.7x after 1600 steps and 2.2x after the default 12 minutes at a quarter width).
     """
 
     NAME = "demo_siamese_mrcnn"

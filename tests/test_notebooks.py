@@ -125,7 +125,7 @@ def test_install_notebook_checks_the_stack_without_installing(tmp_path, kernel_e
 
 def test_walkthrough_without_checkpoint_runs_on_random_weights(tmp_path, kernel_env):
     empty = tmp_path / "no_runs"
-    nb, text = _execute(WALKTHROUGH, tmp_path, {"DEMO_DIR": str(empty)})
+    nb, text = _execute(WALKTHROUGH, tmp_path, {"DEMO_DIR": str(empty), "SHIPPED": None})
     assert "No demo checkpoint" in text and "RANDOM INITIALISATION" in text
     summary = _summary(text)
     assert summary["weights"] is None
@@ -140,6 +140,19 @@ def test_walkthrough_without_checkpoint_runs_on_random_weights(tmp_path, kernel_
     assert summary["class_id"] in summary["multi_categories"]
     assert summary["multi_matches_detect"] is True
     assert len(_images(nb)) == 2  # reference | ground truth | detections, and per category
+
+
+def test_walkthrough_falls_back_to_the_shipped_reference_weights(tmp_path, kernel_env):
+    shipped = os.path.join(REPO, "checkpoints", "demo_reference", "siamese_mrcnn_reference.h5")
+    assert os.path.isfile(shipped) and os.path.isfile(
+        os.path.join(os.path.dirname(shipped), "config.json"))
+    nb, text = _execute(WALKTHROUGH, tmp_path, {"DEMO_DIR": str(tmp_path / "no_runs")})
+    assert "No demo checkpoint" in text and "RANDOM INITIALISATION" not in text
+    assert "Using the shipped reference-run weights instead" in text
+    summary = _summary(text)
+    assert os.path.abspath(os.path.join(REPO, "samples", summary["weights"])) == shipped
+    assert summary["detections"] >= 1 and summary["multi_matches_detect"] is True
+    assert len(_images(nb)) == 2
 
 
 @pytest.fixture

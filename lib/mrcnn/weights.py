@@ -142,10 +142,15 @@ def _read_name_attr(group, name):
 
 # ----------------------------------------------------------------- saving
 def _stored(array, dtype):
-    """``array`` as written: floating arrays cast to ``dtype`` when one is given."""
+    """``array`` as written: floating arrays cast to ``dtype`` when one is given,
+    unless the cast would overflow (a BatchNorm moving variance of 1e5 is not a
+    float16), in which case the array keeps its own type."""
     array = np.asarray(array)
     if dtype is not None and np.issubdtype(array.dtype, np.floating):
-        return array.astype(dtype)
+        with np.errstate(over="ignore"):
+            cast = array.astype(dtype)
+        if np.isfinite(cast).all() or not np.isfinite(array).all():
+            return cast
     return array
 
 
@@ -169,7 +174,8 @@ def save_weights(model, filepath, dtype=None):
     is written to a temporary file in the same directory and moved into place with
     ``os.replace``, so an interrupted save leaves any previous ``filepath`` intact.
     ``dtype`` (e.g. "float16") stores floating weights in that type, halving a
-    float32 file; :func:`load_weights` casts back to the model's variables.
+    float32 file (arrays the cast would overflow keep their type);
+    :func:`load_weights` casts back to the model's variables.
     """
     tmp, filepath = _atomic_h5(filepath)
     try:
@@ -202,7 +208,8 @@ def convert_weight_file(source, target, dtype="float16"):
     Groups, attributes and the order of everything are kept, so the copy loads
     wherever the original does (by name or by order). Written atomically; returns
     (bytes of source, bytes of target). Used to ship small checkpoints: float16
-    keeps about 3 significant digits of each weight.
+    keeps about 3 significant digits of each weight; an array with values beyond
+    the type's range keeps its own type.
     """
     dtype = np.dtype(dtype)
     if not np.issubdtype(dtype, np.floating):
