@@ -13,8 +13,8 @@ downloads):
    all of them.
 2. Trains a CPU-sized Siamese Mask R-CNN (:class:`DemoConfig`: quarter-width
    ResNet-18, narrow FPN and heads, 128-pixel queries, 64-pixel references) from
-   random weights on the seen categories, for a time or step budget, with SGD, a linear warm-up and a cosine
-   decay of the learning rate. A progress bar shows the steps and the loss.
+   random weights on the seen categories, for a time or step budget, with SGD, a
+   linear warm-up and a cosine decay of the learning rate. A progress bar shows the steps and the loss.
 3. Exports the evaluation images as COCO files and loads them with
    :class:`siamese_mrcnn.coco.CocoDataset`, so evaluation runs the COCO path
    unchanged: :func:`siamese_mrcnn.evaluation.evaluate_one_shot` in the corrected

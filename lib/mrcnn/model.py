@@ -303,8 +303,8 @@ class MaskRCNN:
         names. Starts at ``self.epoch`` (set by ``load_weights`` of a checkpoint of
         this run's naming, so a resumed run continues at the right epoch and writes
         into the same directory). Each call compiles a fresh optimizer (OPTIMIZER: SGD
-        with momentum LEARNING_MOMENTUM, or Adam; the train step clips the global batch's gradient to
-        GRADIENT_CLIP_NORM) and fresh loss trackers. Returns the Keras History
+        with momentum LEARNING_MOMENTUM, or Adam; the train step clips the global
+        batch's gradient to GRADIENT_CLIP_NORM) and fresh loss trackers. Returns the Keras History
         (None when already at ``epochs``).
         """
         if self.mode != "training":

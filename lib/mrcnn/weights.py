@@ -21,6 +21,7 @@ Files written by ``keras.Model.save()`` in Keras 2 (weights under a
 different layout and is not handled here.
 """
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -154,8 +155,12 @@ def _stored(array, dtype):
     return array
 
 
+@contextlib.contextmanager
 def _atomic_h5(filepath):
-    """(temporary path, final path) for writing ``filepath`` atomically."""
+    """An h5py.File open for writing that becomes ``filepath`` only when the block
+    ends without an error (a temporary file in the same directory, then
+    ``os.replace``); on any error the temporary file is removed and nothing at
+    ``filepath`` changes."""
     filepath = os.fspath(filepath)
     directory = os.path.dirname(os.path.abspath(filepath))
     if not os.path.isdir(directory):
@@ -164,7 +169,14 @@ def _atomic_h5(filepath):
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(filepath) + ".", suffix=".tmp",
                                dir=directory)
     os.close(fd)
-    return tmp, filepath
+    try:
+        with h5py.File(tmp, "w") as f:
+            yield f
+        os.replace(tmp, filepath)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def save_weights(model, filepath, dtype=None):
@@ -177,29 +189,22 @@ def save_weights(model, filepath, dtype=None):
     float32 file (arrays the cast would overflow keep their type);
     :func:`load_weights` casts back to the model's variables.
     """
-    tmp, filepath = _atomic_h5(filepath)
-    try:
-        with h5py.File(tmp, "w") as f:
-            _write_name_attr(f, "layer_names", [layer.name for layer in model.layers])
-            f.attrs["backend"] = b"tensorflow"
-            f.attrs["keras_version"] = str(keras.__version__).encode("utf8")
-            for layer in model.layers:
-                group = f.create_group(layer.name)
-                entries = layer_weight_entries(layer)
-                names = [name for name, _ in entries]
-                if len(set(names)) != len(names):
-                    dupes = sorted({n for n in names if names.count(n) > 1})
-                    raise ValueError(f"cannot save {filepath}: layer {layer.name!r} has "
-                                     f"several weights named {dupes}")
-                _write_name_attr(group, "weight_names", names)
-                for name, variable in entries:
-                    group.create_dataset(
-                        name, data=_stored(keras.ops.convert_to_numpy(variable), dtype))
-        os.replace(tmp, filepath)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with _atomic_h5(filepath) as f:
+        _write_name_attr(f, "layer_names", [layer.name for layer in model.layers])
+        f.attrs["backend"] = b"tensorflow"
+        f.attrs["keras_version"] = str(keras.__version__).encode("utf8")
+        for layer in model.layers:
+            group = f.create_group(layer.name)
+            entries = layer_weight_entries(layer)
+            names = [name for name, _ in entries]
+            if len(set(names)) != len(names):
+                dupes = sorted({n for n in names if names.count(n) > 1})
+                raise ValueError(f"cannot save {filepath}: layer {layer.name!r} has "
+                                 f"several weights named {dupes}")
+            _write_name_attr(group, "weight_names", names)
+            for name, variable in entries:
+                group.create_dataset(
+                    name, data=_stored(keras.ops.convert_to_numpy(variable), dtype))
 
 
 def convert_weight_file(source, target, dtype="float16"):
@@ -214,27 +219,20 @@ def convert_weight_file(source, target, dtype="float16"):
     dtype = np.dtype(dtype)
     if not np.issubdtype(dtype, np.floating):
         raise ValueError(f"convert_weight_file: dtype must be a floating type, got {dtype}")
-    tmp, target = _atomic_h5(target)
-    try:
-        with _open_weight_file(source) as src, h5py.File(tmp, "w") as dst:
-            for key, value in src.attrs.items():
-                dst.attrs[key] = value
+    with _open_weight_file(source) as src, _atomic_h5(target) as dst:
+        for key, value in src.attrs.items():
+            dst.attrs[key] = value
 
-            def copy(name, obj):
-                if isinstance(obj, h5py.Group):
-                    group = dst.require_group(name)
-                else:
-                    group = dst.create_dataset(name, data=_stored(obj[()], dtype))
-                for key, value in obj.attrs.items():
-                    group.attrs[key] = value
+        def copy(name, obj):
+            if isinstance(obj, h5py.Group):
+                group = dst.require_group(name)
+            else:
+                group = dst.create_dataset(name, data=_stored(obj[()], dtype))
+            for key, value in obj.attrs.items():
+                group.attrs[key] = value
 
-            src.visititems(copy)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return os.path.getsize(os.fspath(source)), os.path.getsize(target)
+        src.visititems(copy)
+    return os.path.getsize(os.fspath(source)), os.path.getsize(os.fspath(target))
 
 
 # ----------------------------------------------------------------- loading
