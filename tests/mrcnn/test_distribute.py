@@ -33,7 +33,9 @@ def test_mirrored_step_matches_single_device_step():
         # Float32 sums in another order (two replicas, then an all-reduce) move
         # single elements of early layers by ~1e-7 absolute, so compare each layer's
         # update as a whole: a per-replica clip or a missing all-reduce changes it by
-        # tens of percent, summation order by well under 1%.
+        # tens of percent, summation order by about 1% at most (measured: usually
+        # 1e-5, once 7.4e-3 for conv1, whose small update passes through every
+        # layer's round-off).
         diff = np.linalg.norm(np.asarray(mirrored["updates"][layer]) - update)
         scale = max(np.linalg.norm(update), 1e-12)
-        assert diff / scale < 5e-3, (layer, diff / scale)
+        assert diff / scale < 3e-2, (layer, diff / scale)
