@@ -5,7 +5,7 @@ size, C channels (FPN_FEATUREMAPS, 256).
 """
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="siamese_mrcnn")
@@ -25,10 +25,9 @@ class ReferencePooling(keras.layers.Layer):
         self.shots = int(shots)
 
     def call(self, reference_maps):
-        pooled = tf.reduce_mean(tf.cast(reference_maps, tf.float32), axis=[1, 2])  # [B*S, C]
-        channels = tf.shape(pooled)[-1]
-        pooled = tf.reshape(pooled, [-1, self.shots, channels])                    # [B, S, C]
-        return tf.cast(tf.reduce_mean(pooled, axis=1), self.compute_dtype)
+        pooled = ops.mean(ops.cast(reference_maps, "float32"), axis=(1, 2))  # [B*S, C]
+        pooled = ops.reshape(pooled, (-1, self.shots, pooled.shape[-1]))      # [B, S, C]
+        return ops.cast(ops.mean(pooled, axis=1), self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return (None, input_shape[-1])
@@ -47,8 +46,8 @@ class L1Match(keras.layers.Layer):
 
     def call(self, inputs):
         query, reference = inputs
-        reference = tf.cast(reference, query.dtype)[:, None, None, :]
-        return tf.concat([query, tf.abs(query - reference)], axis=-1)
+        reference = ops.cast(reference, query.dtype)[:, None, None, :]
+        return ops.concatenate([query, ops.abs(query - reference)], axis=-1)
 
     def compute_output_shape(self, input_shape):
         query_shape = input_shape[0]

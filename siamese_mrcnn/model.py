@@ -26,7 +26,8 @@ import keras
 import numpy as np
 
 from mrcnn.layers.backbone import build_fpn_model, build_resnet_model
-from mrcnn.model import MaskRCNN
+from mrcnn.model import MaskRCNN, run_compiled
+from mrcnn.training import compiles_with_jit
 from siamese_mrcnn.layers import L1Match, ReferencePooling
 
 logger = logging.getLogger(__name__)
@@ -111,6 +112,8 @@ class SiameseMaskRCNN(MaskRCNN):
             head_inputs.append(inputs["input_anchors"])
         # model.output keeps the dict structure (model.outputs is a flat list).
         self.head_model = keras.Model(head_inputs, model.output, name="matching_heads")
+        for sub_model in (self.query_model, self.reference_model, self.head_model):
+            sub_model.jit_compile = compiles_with_jit()
         return model
 
     # Dataset class ids that training batches may query (a split's seen classes);
@@ -259,33 +262,22 @@ class SiameseMaskRCNN(MaskRCNN):
         if len(reference_sets) == 0:
             return []
         molded, metas, _ = self.mold_inputs([image])
-        pyramid = [p.numpy() for p in self._call(self.query_model, molded)]
+        pyramid = run_compiled(self.query_model, molded)
         results = []
         batch = max(1, self.config.BATCH_SIZE)
         for start in range(0, len(reference_sets), batch):
             sets = reference_sets[start:start + batch]
             refs = np.stack([self.mold_references(s, subtract_reference_mean) for s in sets])
-            vectors = [v.numpy() for v in self._call(self.reference_model, refs)]
+            vectors = run_compiled(self.reference_model, refs)
             n = len(sets)
             head_inputs = [np.repeat(p, n, axis=0) for p in pyramid] + vectors + [
                 np.repeat(metas, n, axis=0)]
             if not self.static_image_shape:
                 anchors = self.get_anchors(molded.shape[1:3])
                 head_inputs.append(np.broadcast_to(anchors, (n,) + anchors.shape).copy())
-            outputs = self._call(self.head_model, head_inputs)
-            outputs = {k: v.numpy() for k, v in outputs.items()}
+            outputs = run_compiled(self.head_model, head_inputs)
             results.extend(self._unmold_all(outputs, np.repeat(metas, n, axis=0)))
         return results
-
-    def _call(self, model, inputs):
-        """Run a sub-model through a cached tf.function (traced once per input shape)."""
-        import tensorflow as tf
-        cache = self.__dict__.setdefault("_sub_fns", {})
-        if model.name not in cache:
-            cache[model.name] = tf.function(lambda x: model(x, training=False),
-                                            reduce_retracing=True)
-        return cache[model.name](inputs)
-
 
 def _is_image_and_box(value):
     """True for a tuple (image [H, W, C], box of 4 numbers)."""

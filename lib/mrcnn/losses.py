@@ -1,4 +1,4 @@
-"""The five Mask R-CNN losses as free functions (TensorFlow).
+"""The five Mask R-CNN losses as free functions (keras.ops, any backend).
 
 Shape shorthand: ``B`` batch, ``A`` anchors, ``M`` RPN box-target rows per image,
 ``T`` training ROIs per image, ``K`` classes including background, ``h, w`` mask size.
@@ -8,7 +8,7 @@ is exactly 0 (not NaN) when nothing contributes to it (no anchors, no positives)
 Means are taken over the contributing elements of the whole batch, as Matterport does.
 """
 
-import tensorflow as tf
+from keras import ops
 
 # Probabilities are clipped by this before the log of the mask cross-entropy.
 EPSILON = 1e-7
@@ -16,15 +16,21 @@ EPSILON = 1e-7
 
 def smooth_l1(y_true, y_pred):
     """Elementwise smooth L1: 0.5 x^2 if |x| < 1 else |x| - 0.5, with x = y_true - y_pred."""
-    diff = tf.abs(tf.cast(y_true, tf.float32) - tf.cast(y_pred, tf.float32))
-    return tf.where(diff < 1.0, 0.5 * tf.square(diff), diff - 0.5)
+    diff = ops.abs(ops.cast(y_true, "float32") - ops.cast(y_pred, "float32"))
+    return ops.where(diff < 1.0, 0.5 * ops.square(diff), diff - 0.5)
 
 
 def _masked_mean(values, mask):
     """Mean of ``values`` where ``mask`` is true; 0 where nothing is."""
-    mask = tf.cast(mask, tf.float32)
-    total = tf.reduce_sum(tf.where(mask > 0, values, 0.0))
-    return tf.math.divide_no_nan(total, tf.reduce_sum(mask))
+    mask = ops.cast(mask, "float32")
+    total = ops.sum(ops.where(mask > 0, values, 0.0))
+    return ops.divide_no_nan(total, ops.sum(mask))
+
+
+def _sparse_softmax_cross_entropy(labels, logits):
+    """-log softmax(logits)[label] per row; labels int [...], logits float [..., K]."""
+    log_probs = ops.log_softmax(logits, axis=-1)
+    return -ops.take_along_axis(log_probs, labels[..., None], axis=-1)[..., 0]
 
 
 def rpn_class_loss(rpn_match, rpn_class_logits):
@@ -37,11 +43,11 @@ def rpn_class_loss(rpn_match, rpn_class_logits):
     Returns:
         Mean sparse softmax cross-entropy over non-neutral anchors; 0 if there are none.
     """
-    rpn_match = tf.squeeze(tf.cast(rpn_match, tf.int32), axis=-1)
-    logits = tf.cast(rpn_class_logits, tf.float32)
-    labels = tf.cast(tf.equal(rpn_match, 1), tf.int32)
-    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-    return _masked_mean(loss, tf.not_equal(rpn_match, 0))
+    rpn_match = ops.squeeze(ops.cast(rpn_match, "int32"), axis=-1)
+    logits = ops.cast(rpn_class_logits, "float32")
+    labels = ops.cast(ops.equal(rpn_match, 1), "int32")
+    loss = _sparse_softmax_cross_entropy(labels, logits)
+    return _masked_mean(loss, ops.not_equal(rpn_match, 0))
 
 
 def rpn_bbox_loss(target_bbox, rpn_match, rpn_bbox):
@@ -60,20 +66,20 @@ def rpn_bbox_loss(target_bbox, rpn_match, rpn_bbox):
         Mean smooth L1 over the 4 coordinates of all positive anchors (Matterport's
         mean over elements); 0 with no positive anchor.
     """
-    target_bbox = tf.cast(target_bbox, tf.float32)
-    rpn_bbox = tf.cast(rpn_bbox, tf.float32)
-    positive = tf.equal(tf.squeeze(tf.cast(rpn_match, tf.int32), axis=-1), 1)  # [B, A]
+    target_bbox = ops.cast(target_bbox, "float32")
+    rpn_bbox = ops.cast(rpn_bbox, "float32")
+    positive = ops.equal(ops.squeeze(ops.cast(rpn_match, "int32"), axis=-1), 1)  # [B, A]
     # Rank of each positive anchor among its image's positives = its target row.
-    rank = tf.cumsum(tf.cast(positive, tf.int32), axis=1, exclusive=True)
-    rows = tf.shape(target_bbox)[1]
-    positive &= rank < rows
+    counts = ops.cast(positive, "int32")
+    rank = ops.cumsum(counts, axis=1) - counts
+    rows = ops.shape(target_bbox)[1]
+    positive = positive & (rank < rows)
     # One extra zero row keeps the gather in range for anchors past the last row (and
     # for M = 0); those anchors are masked out.
-    padded = tf.pad(target_bbox, [[0, 0], [0, 1], [0, 0]])
-    target = tf.gather(padded, tf.minimum(rank, rows), batch_dims=1)
+    padded = ops.pad(target_bbox, [[0, 0], [0, 1], [0, 0]])
+    target = ops.take_along_axis(padded, ops.minimum(rank, rows)[..., None], axis=1)
     loss = smooth_l1(target, rpn_bbox)  # [B, A, 4]
-    mask = tf.broadcast_to(positive[..., None], tf.shape(loss))
-    return _masked_mean(loss, mask)
+    return _masked_mean(loss, ops.broadcast_to(positive[..., None], ops.shape(loss)))
 
 
 def mrcnn_class_loss(target_class_ids, pred_class_logits, active_class_ids=None):
@@ -90,14 +96,13 @@ def mrcnn_class_loss(target_class_ids, pred_class_logits, active_class_ids=None)
     Returns:
         Mean softmax cross-entropy over the counted ROIs; 0 if none are counted.
     """
-    target_class_ids = tf.cast(target_class_ids, tf.int32)
-    logits = tf.cast(pred_class_logits, tf.float32)
-    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target_class_ids,
-                                                          logits=logits)
+    target_class_ids = ops.cast(target_class_ids, "int32")
+    logits = ops.cast(pred_class_logits, "float32")
+    loss = _sparse_softmax_cross_entropy(target_class_ids, logits)
     if active_class_ids is None:
-        return _masked_mean(loss, tf.ones_like(loss))
-    predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
-    active = tf.gather(tf.cast(active_class_ids, tf.float32), predicted, batch_dims=1)
+        return _masked_mean(loss, ops.ones_like(loss))
+    predicted = ops.cast(ops.argmax(logits, axis=-1), "int32")
+    active = ops.take_along_axis(ops.cast(active_class_ids, "float32"), predicted, axis=1)
     return _masked_mean(loss, active > 0)
 
 
@@ -112,13 +117,13 @@ def mrcnn_bbox_loss(target_bbox, target_class_ids, pred_bbox):
     Returns:
         Mean smooth L1 over the 4 coordinates of all positive ROIs; 0 with none.
     """
-    target_class_ids = tf.cast(target_class_ids, tf.int32)
+    target_class_ids = ops.cast(target_class_ids, "int32")
     positive = target_class_ids > 0
-    class_index = tf.maximum(target_class_ids, 0)
-    pred = tf.gather(tf.cast(pred_bbox, tf.float32), class_index, batch_dims=2)  # [B, T, 4]
+    class_index = ops.maximum(target_class_ids, 0)
+    pred = ops.take_along_axis(ops.cast(pred_bbox, "float32"), class_index[..., None, None],
+                               axis=2)[:, :, 0]  # [B, T, 4]
     loss = smooth_l1(target_bbox, pred)
-    mask = tf.broadcast_to(positive[..., None], tf.shape(loss))
-    return _masked_mean(loss, mask)
+    return _masked_mean(loss, ops.broadcast_to(positive[..., None], ops.shape(loss)))
 
 
 def mrcnn_mask_loss(target_masks, target_class_ids, pred_masks):
@@ -133,14 +138,13 @@ def mrcnn_mask_loss(target_masks, target_class_ids, pred_masks):
     Returns:
         Mean binary cross-entropy over all pixels of positive ROIs; 0 with none.
     """
-    target_class_ids = tf.cast(target_class_ids, tf.int32)
-    target_masks = tf.cast(target_masks, tf.float32)
+    target_class_ids = ops.cast(target_class_ids, "int32")
+    target_masks = ops.cast(target_masks, "float32")
     positive = target_class_ids > 0
-    class_index = tf.maximum(target_class_ids, 0)
-    # [B, T, h, w, K] -> [B, T, K, h, w] so the class is the gathered axis
-    pred = tf.transpose(tf.cast(pred_masks, tf.float32), [0, 1, 4, 2, 3])
-    pred = tf.gather(pred, class_index, batch_dims=2)  # [B, T, h, w]
-    pred = tf.clip_by_value(pred, EPSILON, 1.0 - EPSILON)
-    loss = -(target_masks * tf.math.log(pred) + (1.0 - target_masks) * tf.math.log(1.0 - pred))
-    mask = tf.broadcast_to(positive[:, :, None, None], tf.shape(loss))
-    return _masked_mean(loss, mask)
+    class_index = ops.maximum(target_class_ids, 0)
+    # The true class's channel: [B, T, h, w, K] -> [B, T, h, w]
+    pred = ops.take_along_axis(ops.cast(pred_masks, "float32"),
+                               class_index[:, :, None, None, None], axis=4)[..., 0]
+    pred = ops.clip(pred, EPSILON, 1.0 - EPSILON)
+    loss = -(target_masks * ops.log(pred) + (1.0 - target_masks) * ops.log(1.0 - pred))
+    return _masked_mean(loss, ops.broadcast_to(positive[:, :, None, None], ops.shape(loss)))

@@ -29,7 +29,6 @@ import re
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from mrcnn import losses as loss_fns
 from mrcnn import utils
@@ -42,7 +41,8 @@ from mrcnn.layers.graph_utils import NormBoxes
 from mrcnn.layers.heads import build_fpn_mask_graph, build_rpn_model, fpn_classifier_graph
 from mrcnn.ops.meta import parse_image_meta
 from mrcnn.training import (AtomicCheckpoint, LossModel, SkippedSamplesLogger,
-                            checkpoint_dir_ok, resolve_layer_regex, set_trainable)
+                            checkpoint_dir_ok, compiles_with_jit, make_optimizer,
+                            resolve_layer_regex, set_trainable)
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,12 @@ def compute_backbone_shapes(config, image_shape):
         return np.asarray(config.COMPUTE_BACKBONE_SHAPE(image_shape))
     return np.array([[int(math.ceil(image_shape[0] / s)), int(math.ceil(image_shape[1] / s))]
                      for s in config.BACKBONE_STRIDES])
+
+
+def run_compiled(model, inputs):
+    """``model.predict_on_batch(inputs)`` as numpy, outputs in the model's structure."""
+    outputs = model.predict_on_batch(inputs)
+    return keras.tree.map_structure(np.asarray, outputs)
 
 
 @contextlib.contextmanager
@@ -72,9 +78,12 @@ class MaskRCNN:
         mode: "training" or "inference".
         config: a :class:`mrcnn.config.Config`.
         model_dir: directory for logs and checkpoints (a run gets a sub-directory).
-        strategy: optional ``tf.distribute.Strategy``; the model is built in its scope
-            and ``train`` runs on all its replicas. ``config.GPU_COUNT`` must equal the
-            strategy's ``num_replicas_in_sync`` so BATCH_SIZE is the global batch.
+        strategy: optional ``tf.distribute.Strategy`` (TensorFlow backend); the model
+            is built in its scope and ``train`` runs on all its replicas.
+            ``config.GPU_COUNT`` must equal the strategy's ``num_replicas_in_sync`` so
+            BATCH_SIZE is the global batch. On JAX, scale out with
+            ``keras.distribution.set_distribution(DataParallel(...))`` before building
+            the model instead (see README).
     """
 
     # Checkpoint file name; {name} is config.NAME lower-cased, {epoch} the epoch.
@@ -94,10 +103,12 @@ class MaskRCNN:
         self.model_dir = model_dir
         self.strategy = strategy
         self._anchor_cache = {}
-        self._predict_fn = None
         self.set_log_dir()
         with self.scope(), _dtype_policy(config.DTYPE_POLICY):
             self.keras_model = self.build_model()
+        # XLA on JAX (every step jitted); TensorFlow's NMS and crop ops and
+        # PyTorch's dynamic shapes run uncompiled (see training.compiles_with_jit).
+        self.keras_model.jit_compile = compiles_with_jit()
 
     def scope(self):
         """The distribution strategy's scope, or a no-op context without one."""
@@ -328,22 +339,22 @@ class MaskRCNN:
         checkpoint_dir_ok(self.log_dir)
         config.save(os.path.join(self.log_dir, "config.json"))
         callbacks = [
-            keras.callbacks.TensorBoard(log_dir=self.log_dir, write_graph=False),
+            # Losses per epoch, appended across resumed runs, on every backend.
+            keras.callbacks.CSVLogger(os.path.join(self.log_dir, "history.csv"), append=True),
             AtomicCheckpoint(self.checkpoint_path, self.keras_model),
             SkippedSamplesLogger(train_gen),
         ] + list(custom_callbacks or [])
+        if keras.backend.backend() == "tensorflow":
+            # Keras' TensorBoard writer needs tf.summary; other backends keep the CSV.
+            callbacks.insert(0, keras.callbacks.TensorBoard(log_dir=self.log_dir,
+                                                            write_graph=False))
         logger.info("training layers %r from epoch %d to %d at lr %g; checkpoints in %s",
                     layers, self.epoch, epochs, learning_rate, self.log_dir)
         with self.scope():
             set_trainable(self.keras_model, regex)
-            # Clipping by GRADIENT_CLIP_NORM happens in the train step (see LossModel).
-            if str(config.OPTIMIZER).lower() == "adam":
-                optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
-            else:
-                optimizer = keras.optimizers.SGD(learning_rate=learning_rate,
-                                                 momentum=config.LEARNING_MOMENTUM)
-            # NMS and crop_and_resize do not compile under XLA.
-            self.keras_model.compile(optimizer=optimizer, jit_compile=False)
+            optimizer = make_optimizer(config.OPTIMIZER, learning_rate,
+                                       config.LEARNING_MOMENTUM, config.GRADIENT_CLIP_NORM)
+            self.keras_model.compile(optimizer=optimizer, jit_compile=compiles_with_jit())
         # The generator already orders batches reproducibly from (seed, epoch); Keras'
         # own shuffle would reorder them with Python's global random state.
         history = self.keras_model.fit(train_gen, initial_epoch=self.epoch, epochs=epochs,
@@ -485,18 +496,13 @@ class MaskRCNN:
         return boxes.astype(np.int32), class_ids, scores, masks
 
     def run_graph_on_batch(self, inputs):
-        """Run the inference model on a dict of numpy inputs (traced once per shape)."""
-        if self._predict_fn is None:
-            model = self.keras_model
+        """Run the inference model on a dict of numpy inputs; a dict of numpy outputs.
 
-            # A def, not a lambda: autograph cannot read a lambda's source when the
-            # call spans lines, and warns on every trace.
-            def predict(x):
-                return model(x, training=False)
-
-            self._predict_fn = tf.function(predict, reduce_retracing=True)
-        outputs = self._predict_fn({k: tf.convert_to_tensor(v) for k, v in inputs.items()})
-        return {k: v.numpy() for k, v in outputs.items()}
+        Goes through Keras' own compiled predict step on every backend (a
+        ``tf.function`` on TensorFlow, ``jax.jit`` on JAX, eager PyTorch), compiled
+        once per input shape.
+        """
+        return run_compiled(self.keras_model, inputs)
 
     def detect_molded(self, molded_images, image_metas, verbose=0):
         """Detect on already molded images; returns raw outputs with boxes still in

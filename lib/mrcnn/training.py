@@ -1,10 +1,11 @@
 """Training machinery of Mask R-CNN: the train/test step, layer selection, callbacks.
 
 ``LossModel`` is the functional training graph (inputs -> raw head outputs and
-targets) with a custom ``train_step``: the owner (``MaskRCNN``) supplies a function
-that turns the graph's outputs into the five named losses, and the step adds the
-weighted sum, the L2 weight decay and, under a ``tf.distribute`` strategy, scales
-the loss so that gradients summed over replicas are the gradient of the global mean.
+targets) whose ``compute_loss`` is Mask R-CNN's: the owner (``MaskRCNN``) supplies a
+function that turns the graph's outputs into the five named losses, and
+``compute_loss`` adds the weighted sum and the L2 weight decay. It runs on every
+Keras backend through that backend's own train step (TensorFlow's is overridden to
+clip the global batch's gradient under ``tf.distribute``).
 
 Everything here is stateless across ``MaskRCNN.train`` calls: each call compiles a
 fresh optimizer and fresh loss trackers, so training in stages within one process
@@ -16,7 +17,9 @@ import os
 import re
 
 import keras
-import tensorflow as tf
+import numpy as np
+from keras import ops
+from keras.src.losses.loss import scale_loss_for_distribution, unscale_loss_for_distribution
 
 from mrcnn import weights as weights_io
 
@@ -99,103 +102,132 @@ def decayed_weights(model):
 
 
 class LossModel(keras.Model):
-    """Functional training graph with Mask R-CNN's train and test steps.
+    """Functional training graph whose loss is Mask R-CNN's five losses.
 
     Built as ``LossModel(inputs=..., outputs=..., name=...)`` like any functional
     model; :meth:`configure_losses` must be called before ``compile``/``fit``.
     ``fit`` takes the input dicts of ``mrcnn.data.DataGenerator`` as ``x`` (no ``y``).
+
+    The loss hooks into Keras the documented way, by overriding :meth:`compute_loss`,
+    so every backend's own train step runs it (JAX's stateless, jitted step; PyTorch's
+    autograd step). Only TensorFlow gets its own :meth:`train_step`, because under a
+    ``tf.distribute`` strategy the optimizer would clip each replica's partial
+    gradient: that step clips the global batch's gradient instead. On JAX and PyTorch
+    the gradient a step sees is already the global batch's (``keras.distribution``
+    shards the batch inside one compiled step), so the optimizer's
+    ``global_clipnorm`` clips it (see :func:`make_optimizer`).
     """
 
     def configure_losses(self, loss_fn, loss_weights, weight_decay, gradient_clip_norm=None):
         """``loss_fn(outputs, inputs) -> {name: scalar}`` for the names of LOSS_NAMES
         present in ``loss_weights`` (missing weights count as 1.0).
 
-        ``gradient_clip_norm``: clip the gradient of the global batch by its global norm
-        (done here, not by the optimizer's ``global_clipnorm``, which under a
-        tf.distribute strategy would clip each replica's partial gradient).
+        ``gradient_clip_norm``: the global norm the global batch's gradient is clipped
+        to (TensorFlow: in :meth:`train_step`; other backends: by the optimizer).
         """
         self._mrcnn_clip_norm = gradient_clip_norm
         self._mrcnn_loss_fn = loss_fn
         self._mrcnn_loss_weights = dict(loss_weights)
         self._mrcnn_weight_decay = float(weight_decay)
-        self._mrcnn_trackers = {name: keras.metrics.Mean(name=name)
-                          for name in LOSS_NAMES + ("loss",)}
-
-    @property
-    def metrics(self):
-        trackers = getattr(self, "_mrcnn_trackers", None)
-        return list(trackers.values()) if trackers else []
-
-    def _named_losses(self, x, training):
-        outputs = self(x, training=training)
-        losses = self._mrcnn_loss_fn(outputs, x)
-        total = tf.constant(0.0, tf.float32)
-        for name, value in losses.items():
-            total += tf.cast(value, tf.float32) * self._mrcnn_loss_weights.get(name, 1.0)
-        if self._mrcnn_weight_decay > 0:
-            decay = [tf.reduce_sum(tf.square(tf.cast(w, tf.float32))) /
-                     tf.cast(tf.size(w), tf.float32) for w in self._mrcnn_decayed]
-            if decay:
-                total += self._mrcnn_weight_decay * tf.add_n(decay)
-        return losses, total
+        # Tracked as the model's own metrics, so they are reset each epoch and, on
+        # JAX, carried through the stateless step like any metric variable.
+        self._mrcnn_trackers = [keras.metrics.Mean(name=name) for name in LOSS_NAMES]
 
     def compile(self, *args, **kwargs):
         super().compile(*args, **kwargs)
         # Recomputed per compile because train() changes which layers are trainable.
         self._mrcnn_decayed = decayed_weights(self)
 
-    def train_step(self, data):
-        x = data[0] if isinstance(data, tuple) else data
-        with tf.GradientTape() as tape:
-            losses, total = self._named_losses(x, training=True)
-            # Gradients are summed over replicas; scale so they are of the global mean.
-            scaled = keras.src.losses.loss.scale_loss_for_distribution(total)
-            scaled = self.optimizer.scale_loss(scaled)
-        variables = self.trainable_variables
-        grads = tape.gradient(scaled, variables)
-        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-        grads = self._clip_global_batch_gradient([g for g, _ in pairs])
-        self.optimizer.apply_gradients(zip(grads, [v for _, v in pairs]))
-        return self._update_trackers(losses, total)
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Weighted sum of the five losses plus L2 weight decay, as a float32 scalar.
 
-    def _clip_global_batch_gradient(self, grads):
-        """Clip by the global norm of the gradient summed over replicas.
-
-        With R > 1 replicas the summed gradient is clipped and divided by R again,
-        because the optimizer sums the replicas' gradients once more (one extra
-        all-reduce per step, the price of clipping the true global norm). Under a loss
-        scale the threshold is scaled too (clipping commutes with scaling), and
-        non-finite gradients stay non-finite so the loss-scale optimizer skips them.
+        Records each named loss in its tracker. Under a TensorFlow strategy the
+        result is scaled for the replica count (Keras' convention for a loss summed
+        over replicas); elsewhere that scaling is the identity.
         """
-        clip = self._mrcnn_clip_norm
-        if not clip or not grads:
-            return grads
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        if replicas > 1:
-            grads = tf.distribute.get_replica_context().all_reduce(
-                tf.distribute.ReduceOp.SUM, grads)
-        threshold = tf.constant(float(clip), tf.float32)
-        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
-            # The same scale scale_loss() applied (its variable exists once built).
-            opt = self.optimizer
-            scale = opt.dynamic_scale if opt.built else opt.initial_scale
-            threshold = threshold * tf.cast(scale, tf.float32)
-        grads, _ = tf.clip_by_global_norm(grads, threshold)
-        if replicas > 1:
-            grads = [g / replicas for g in grads]
-        return grads
-
-    def test_step(self, data):
-        x = data[0] if isinstance(data, tuple) else data
-        losses, total = self._named_losses(x, training=False)
-        return self._update_trackers(losses, total)
-
-    def _update_trackers(self, losses, total):
+        losses = self._mrcnn_loss_fn(y_pred, x)
+        total = ops.convert_to_tensor(0.0, dtype="float32")
         for name, value in losses.items():
-            self._mrcnn_trackers[name].update_state(value)
-        self._mrcnn_trackers["loss"].update_state(total)
-        return {name: t.result() for name, t in self._mrcnn_trackers.items()
-                if name in losses or name == "loss"}
+            total = total + ops.cast(value, "float32") * self._mrcnn_loss_weights.get(name, 1.0)
+        if self._mrcnn_weight_decay > 0 and self._mrcnn_decayed:
+            decay = [ops.sum(ops.square(ops.cast(w, "float32"))) / float(np.prod(w.shape))
+                     for w in self._mrcnn_decayed]
+            total = total + self._mrcnn_weight_decay * ops.sum(ops.stack(decay))
+        for tracker in self._mrcnn_trackers:
+            if tracker.name in losses:
+                tracker.update_state(losses[tracker.name])
+        return scale_loss_for_distribution(total)
+
+    if keras.backend.backend() == "tensorflow":
+        def train_step(self, data):
+            """TensorFlow's step with the global batch's gradient clipped (see class)."""
+            import tensorflow as tf
+            x = data[0] if isinstance(data, tuple) else data
+            with tf.GradientTape() as tape:
+                y_pred = self(x, training=True)
+                loss = self._compute_loss(x=x, y_pred=y_pred, training=True)
+                self._loss_tracker.update_state(unscale_loss_for_distribution(loss))
+                loss = self.optimizer.scale_loss(loss)
+            variables = self.trainable_variables
+            grads = tape.gradient(loss, variables)
+            pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+            grads = self._clip_global_batch_gradient([g for g, _ in pairs])
+            self.optimizer.apply_gradients(zip(grads, [v for _, v in pairs]))
+            return self.get_metrics_result()
+
+        def _clip_global_batch_gradient(self, grads):
+            """Clip by the global norm of the gradient summed over replicas.
+
+            With R > 1 replicas the summed gradient is clipped and divided by R again,
+            because the optimizer sums the replicas' gradients once more (one extra
+            all-reduce per step, the price of clipping the true global norm). Under a
+            loss scale the threshold is scaled too (clipping commutes with scaling),
+            and non-finite gradients stay non-finite so the loss-scale optimizer skips
+            them.
+            """
+            import tensorflow as tf
+            clip = self._mrcnn_clip_norm
+            if not clip or not grads:
+                return grads
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            if replicas > 1:
+                grads = tf.distribute.get_replica_context().all_reduce(
+                    tf.distribute.ReduceOp.SUM, grads)
+            threshold = tf.constant(float(clip), tf.float32)
+            if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+                # The same scale scale_loss() applied (its variable exists once built).
+                opt = self.optimizer
+                scale = opt.dynamic_scale if opt.built else opt.initial_scale
+                threshold = threshold * tf.cast(scale, tf.float32)
+            grads, _ = tf.clip_by_global_norm(grads, threshold)
+            if replicas > 1:
+                grads = [g / replicas for g in grads]
+            return grads
+
+
+def compiles_with_jit():
+    """Whether Mask R-CNN's Keras models compile with ``jit_compile`` on this backend.
+
+    JAX: yes (XLA; every op here has static shapes there). TensorFlow: no, its NMS
+    and crop-and-resize kernels have no XLA lowering. PyTorch: no (``torch.compile``
+    of the dynamic NMS output sizes is not worth its compile time).
+    """
+    return keras.backend.backend() == "jax"
+
+
+def make_optimizer(name, learning_rate, momentum, gradient_clip_norm):
+    """The optimizer ``MaskRCNN.train`` compiles: "SGD" (with momentum) or "Adam".
+
+    On TensorFlow the train step clips (see :class:`LossModel`), so the optimizer
+    does not; on JAX and PyTorch the optimizer clips by ``global_clipnorm``, which
+    there sees the global batch's gradient.
+    """
+    clip = {}
+    if gradient_clip_norm and keras.backend.backend() != "tensorflow":
+        clip = {"global_clipnorm": float(gradient_clip_norm)}
+    if str(name).lower() == "adam":
+        return keras.optimizers.Adam(learning_rate=learning_rate, **clip)
+    return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum, **clip)
 
 
 class AtomicCheckpoint(keras.callbacks.Callback):

@@ -116,12 +116,13 @@ def test_mrcnn_mask_loss_hand_value():
 def test_head_losses_exact_zero_without_positives(loss_name):
     class_ids = tf.zeros([2, 4], tf.int32)
     if loss_name == "mrcnn_bbox_loss":
-        pred = tf.Variable(tf.random.normal([2, 4, 3, 4]))
+        pred = tf.random.normal([2, 4, 3, 4])
         fn = lambda: losses.mrcnn_bbox_loss(tf.ones([2, 4, 4]), class_ids, pred)  # noqa: E731
     else:
-        pred = tf.Variable(tf.random.uniform([2, 4, 5, 5, 3]))
+        pred = tf.random.uniform([2, 4, 5, 5, 3])
         fn = lambda: losses.mrcnn_mask_loss(tf.ones([2, 4, 5, 5]), class_ids, pred)  # noqa: E731
     with tf.GradientTape() as tape:
+        tape.watch(pred)
         loss = fn()
     assert loss.dtype == tf.float32 and float(loss) == 0.0
     grad = tape.gradient(loss, pred)

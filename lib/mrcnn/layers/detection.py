@@ -13,7 +13,7 @@ box math stay in float32 under a mixed-precision global policy.
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from mrcnn.ops.anchors import feature_shapes_for, pyramid_anchors_normalised
 from mrcnn.ops.boxes import norm_boxes
@@ -69,9 +69,8 @@ class AnchorLayer(keras.layers.Layer):
             self.image_shape)
 
     def call(self, inputs):
-        anchors = tf.constant(self.anchors)
-        batch = tf.shape(inputs)[0]
-        return tf.broadcast_to(anchors[None], tf.stack([batch, anchors.shape[0], 4]))
+        anchors = ops.convert_to_tensor(self.anchors, dtype="float32")
+        return ops.broadcast_to(anchors[None], (ops.shape(inputs)[0],) + self.anchors.shape)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.anchors.shape[0], 4)
@@ -165,8 +164,9 @@ class DetectionTargetLayer(keras.layers.Layer):
         bbox_std_dev: 4 floats dividing the box targets.
         mask_shape: (mh, mw) of the mask targets.
         use_mini_mask: whether ``gt_masks`` are mini masks.
-        seed: None, or an int making the sequence of samples reproducible (together
-            with ``tf.random.set_seed``).
+        seed: None (a random start), or an int making the sequence of samples
+            reproducible: the layer draws every step's sample from a
+            ``keras.random.SeedGenerator`` seeded with it.
 
     Inputs: [proposals float [B, N, 4], gt_class_ids int [B, G], gt_boxes float
     [B, G, 4] normalised, gt_masks bool [B, h, w, G]].
@@ -183,18 +183,15 @@ class DetectionTargetLayer(keras.layers.Layer):
         self.mask_shape = [int(v) for v in mask_shape]
         self.use_mini_mask = bool(use_mini_mask)
         self.seed = None if seed is None else int(seed)
+        # Its state is a layer variable, not a weight: checkpoints do not hold it.
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
 
     def call(self, inputs):
         proposals, gt_class_ids, gt_boxes, gt_masks = inputs
-        seed = None
-        if self.seed is not None:
-            # A fresh stateless seed per call from a seeded stateful op: reproducible
-            # across runs, yet a different sample at every step.
-            seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32, seed=self.seed)
         return detection_targets(
             proposals, gt_class_ids, gt_boxes, gt_masks, self.train_rois_per_image,
             self.roi_positive_ratio, self.bbox_std_dev, self.mask_shape, self.use_mini_mask,
-            seed=seed)
+            seed=self.seed_generator)
 
     def compute_output_shape(self, input_shape):
         batch = input_shape[0][0]

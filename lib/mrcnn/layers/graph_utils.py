@@ -4,7 +4,7 @@ Shape shorthand: B batch, N boxes.
 """
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from mrcnn.ops.boxes import norm_boxes
 
@@ -19,10 +19,10 @@ class NormBoxes(keras.layers.Layer):
 
     def call(self, inputs):
         boxes, image = inputs
-        boxes = tf.cast(boxes, tf.float32)
-        shape = tf.shape(image)[1:3]
-        is_box = tf.reduce_any(tf.not_equal(boxes, 0.0), axis=-1, keepdims=True)
-        return tf.where(is_box, norm_boxes(boxes, shape), tf.zeros_like(boxes))
+        boxes = ops.cast(boxes, "float32")
+        shape = ops.stack(ops.shape(image)[1:3])
+        is_box = ops.any(ops.not_equal(boxes, 0.0), axis=-1, keepdims=True)
+        return ops.where(is_box, norm_boxes(boxes, shape), ops.zeros_like(boxes))
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]

@@ -12,7 +12,7 @@ Matterport's and the original Siamese project's weight files load unchanged.
 """
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from mrcnn.layers.backbone import BatchNorm
 
@@ -27,12 +27,14 @@ class FoldROIs(keras.layers.Layer):
     """
 
     def call(self, inputs):
-        shape = tf.shape(inputs)
-        folded = tf.reshape(inputs, tf.concat([[shape[0] * shape[1]], shape[2:]], axis=0))
-        missing = tf.maximum(0, 1 - shape[0] * shape[1])
-        paddings = tf.concat([[[0, missing]], tf.zeros([tf.rank(folded) - 1, 2], tf.int32)],
-                             axis=0)
-        return tf.pad(folded, paddings)
+        inner = tuple(inputs.shape[2:])
+        folded = ops.reshape(inputs, (-1,) + inner)
+        batch, rois = ops.shape(inputs)[0], ops.shape(inputs)[1]
+        # Python ints where the backend knows the shape (JAX slices need them).
+        rows = (max(batch * rois, 1) if isinstance(batch * rois, int)
+                else ops.maximum(batch * rois, 1))
+        return ops.concatenate([folded, ops.zeros((1,) + inner, dtype=folded.dtype)],
+                               axis=0)[:rows]
 
     def compute_output_shape(self, input_shape):
         b, r = input_shape[0], input_shape[1]
@@ -49,9 +51,9 @@ class UnfoldROIs(keras.layers.Layer):
 
     def call(self, inputs):
         x, like = inputs
-        batch_rois = tf.shape(like)[:2]
-        x = x[:batch_rois[0] * batch_rois[1]]  # drops FoldROIs' row for B*R = 0
-        return tf.reshape(x, tf.concat([batch_rois, tf.shape(x)[1:]], axis=0))
+        batch, rois = ops.shape(like)[0], ops.shape(like)[1]
+        x = x[:batch * rois]  # drops FoldROIs' row for B*R = 0
+        return ops.reshape(x, (batch, rois) + tuple(x.shape[1:]))
 
     def compute_output_shape(self, input_shape):
         x_shape, like_shape = input_shape
@@ -73,7 +75,7 @@ class RepeatAxis(keras.layers.Layer):
         self.axis = int(axis)
 
     def call(self, inputs):
-        return tf.repeat(inputs, self.count, axis=self.axis)
+        return ops.repeat(inputs, self.count, axis=self.axis)
 
     def compute_output_shape(self, input_shape):
         shape = list(input_shape)

@@ -1,4 +1,4 @@
-"""Parse the image meta rows fed to the model (TensorFlow).
+"""Parse the image meta rows fed to the model (keras.ops).
 
 Shape shorthand: ``B`` batch, ``K`` classes including background.
 
@@ -9,7 +9,7 @@ active_class_ids(K)]``. ``image_shape`` is the molded (resized and padded) shape
 The numpy twin is ``mrcnn.data.parse_image_meta``.
 """
 
-import tensorflow as tf
+from keras import ops
 
 META_FIXED_SIZE = 12
 
@@ -25,7 +25,7 @@ def parse_image_meta(meta):
         ``image_shape`` [B, 3], ``window`` [B, 4] (molded pixels), ``scale`` [B],
         ``active_class_ids`` [B, K].
     """
-    meta = tf.cast(meta, tf.float32)
+    meta = ops.cast(meta, "float32")
     size = meta.shape[-1]
     if size is not None and size < META_FIXED_SIZE + 1:
         raise ValueError(

@@ -1,10 +1,14 @@
-"""Pyramid ROI align: pool each box from the FPN level that suits its size (TensorFlow).
+"""Pyramid ROI align: pool each box from the FPN level that suits its size (keras.ops).
 
 Shape shorthand: ``B`` batch, ``R`` boxes per image (zero padded), ``C`` channels,
 ``ph, pw`` pooled height and width. Boxes are normalised (y1, x1, y2, x2).
 """
 
-import tensorflow as tf
+import math
+
+from keras import ops
+
+from mrcnn.ops import native
 
 # Levels of the feature maps given to pyramid_roi_align: P2..P5.
 MIN_LEVEL = 2
@@ -19,7 +23,7 @@ def roi_pyramid_level(boxes, image_shape):
 
     ``h, w`` are the normalised box sides and ``area`` the molded image area in pixels,
     so a box of 224 pixels on a side maps to P4 whatever the image size. Rounding is
-    half to even (``tf.round``). Degenerate boxes (zero padding) map to level 2.
+    half to even. Degenerate boxes (zero padding) map to level 2.
 
     Args:
         boxes: float [..., 4] normalised.
@@ -28,17 +32,17 @@ def roi_pyramid_level(boxes, image_shape):
     Returns:
         int32 [...] levels in 2..5.
     """
-    boxes = tf.cast(boxes, tf.float32)
-    image_shape = tf.cast(image_shape, tf.float32)
-    y1, x1, y2, x2 = tf.unstack(boxes, num=4, axis=-1)
-    area = tf.maximum((y2 - y1) * (x2 - x1), 0.0)
+    boxes = ops.cast(boxes, "float32")
+    image_shape = ops.cast(image_shape, "float32")
+    y1, x1, y2, x2 = boxes[..., 0], boxes[..., 1], boxes[..., 2], boxes[..., 3]
+    area = ops.maximum((y2 - y1) * (x2 - x1), 0.0)
     image_area = image_shape[0] * image_shape[1]
     # log2 of 0 is -inf, which the clamp turns into the lowest level: clamp in float
     # before casting, since casting -inf to int is undefined.
-    level = CANONICAL_LEVEL + tf.round(
-        tf.math.log(tf.sqrt(area) / (CANONICAL_SIZE / tf.sqrt(image_area))) / tf.math.log(2.0))
-    level = tf.clip_by_value(level, float(MIN_LEVEL), float(MAX_LEVEL))
-    return tf.cast(level, tf.int32)
+    level = CANONICAL_LEVEL + ops.round(
+        ops.log(ops.sqrt(area) / (CANONICAL_SIZE / ops.sqrt(image_area))) / math.log(2.0))
+    level = ops.clip(level, float(MIN_LEVEL), float(MAX_LEVEL))
+    return ops.cast(level, "int32")
 
 
 def _pool_shape(pool_size):
@@ -62,33 +66,14 @@ def pyramid_roi_align(boxes, feature_maps, pool_size, image_shape):
         image_shape: (height, width) of the molded image in pixels, [2].
 
     Returns:
-        [B, R, ph, pw, C] pooled features in the dtype of the feature maps.
+        [B, R, ph, pw, C] pooled features in the dtype of the feature maps. Boxes are
+        inputs, not something to train: no gradient reaches them.
     """
     if len(feature_maps) != MAX_LEVEL - MIN_LEVEL + 1:
         raise ValueError(f"pyramid_roi_align: expected feature maps P2..P5 "
                          f"({MAX_LEVEL - MIN_LEVEL + 1}), got {len(feature_maps)}")
-    pool_h, pool_w = _pool_shape(pool_size)
-    boxes = tf.cast(boxes, tf.float32)
-    levels = roi_pyramid_level(boxes, image_shape)  # [B, R]
-
-    pooled, positions = [], []
-    for i, feature_map in enumerate(feature_maps):
-        # (batch, roi) positions of the boxes on this level: [n_l, 2]
-        ix = tf.cast(tf.where(tf.equal(levels, MIN_LEVEL + i)), tf.int32)
-        level_boxes = tf.gather_nd(boxes, ix)
-        # Boxes are inputs, not something to train: no gradient into the proposals.
-        level_boxes = tf.stop_gradient(level_boxes)
-        crops = tf.image.crop_and_resize(
-            tf.cast(feature_map, tf.float32), level_boxes, ix[:, 0], (pool_h, pool_w),
-            method="bilinear")
-        pooled.append(crops)
-        positions.append(ix)
-    pooled = tf.concat(pooled, axis=0)
-    positions = tf.concat(positions, axis=0)
-    # Every (batch, roi) pair lies on exactly one level, so scattering back restores the
-    # input order without sums of several values.
-    shape = tf.concat([tf.shape(boxes)[:2], [pool_h, pool_w], tf.shape(pooled)[-1:]], axis=0)
-    out = tf.scatter_nd(positions, pooled, shape)
-    channels = feature_maps[0].shape[-1]
-    out.set_shape([boxes.shape[0], boxes.shape[1], pool_h, pool_w, channels])
-    return tf.cast(out, feature_maps[0].dtype)
+    pool_shape = _pool_shape(pool_size)
+    boxes = ops.stop_gradient(ops.cast(boxes, "float32"))
+    levels = roi_pyramid_level(boxes, image_shape) - MIN_LEVEL  # [B, R] in 0..3
+    pooled = native.pyramid_crop_and_resize(feature_maps, boxes, levels, pool_shape)
+    return ops.cast(pooled, feature_maps[0].dtype)

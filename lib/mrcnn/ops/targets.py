@@ -1,4 +1,4 @@
-"""Detection targets: sample training ROIs from proposals and build their targets.
+"""Detection targets: sample training ROIs from proposals and build their targets (keras.ops).
 
 Shape shorthand: ``B`` batch, ``N`` proposals per image, ``G`` ground-truth slots,
 ``T`` training ROIs per image, ``h, w`` stored mask size (mini mask or image),
@@ -10,8 +10,10 @@ ineligible proposals are pushed below all others, and a descending sort gives ea
 image a random order of its eligible proposals; per-image counts then pick a prefix.
 """
 
-import tensorflow as tf
+import keras
+from keras import ops
 
+from mrcnn.ops import native
 from mrcnn.ops.boxes import box_overlaps, encode_box_deltas
 
 POSITIVE_IOU = 0.5
@@ -19,34 +21,34 @@ POSITIVE_IOU = 0.5
 CROWD_IOU = 0.001
 
 
-def _uniform_keys(shape, seed):
-    """Uniform [0, 1) keys: stateful without a seed, a pure function of ``seed`` with one."""
-    if seed is None:
-        return tf.random.uniform(shape)
-    seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
-    if seed.shape.rank == 0:
-        seed = tf.stack([seed, tf.constant(0, tf.int64)])
-    return tf.random.stateless_uniform(shape, seed=seed)
-
-
 def _random_order(eligible, keys):
     """Indices [B, N] that list each image's eligible entries first, in random order."""
-    return tf.argsort(tf.where(eligible, keys, -1.0), axis=-1, direction="DESCENDING")
+    return ops.argsort(-ops.where(eligible, keys, -1.0), axis=-1)
+
+
+def _rank(tensor):
+    return len(tensor.shape)
 
 
 def _check_shapes(proposals, gt_class_ids, gt_boxes, gt_masks):
     checks = [("proposals", proposals, 3), ("gt_class_ids", gt_class_ids, 2),
               ("gt_boxes", gt_boxes, 3), ("gt_masks", gt_masks, 4)]
     for name, tensor, rank in checks:
-        if tensor.shape.rank is not None and tensor.shape.rank != rank:
+        if _rank(tensor) != rank:
             raise ValueError(f"detection_targets: {name} must have rank {rank}, "
-                             f"got shape {tensor.shape}")
+                             f"got shape {tuple(tensor.shape)}")
     slots = {gt_class_ids.shape[1], gt_boxes.shape[1], gt_masks.shape[3]} - {None}
     if len(slots) > 1:
         raise ValueError(
             f"detection_targets: ground-truth slot counts differ: gt_class_ids "
-            f"{gt_class_ids.shape}, gt_boxes {gt_boxes.shape}, gt_masks {gt_masks.shape} "
-            f"(masks are [B, h, w, G])")
+            f"{tuple(gt_class_ids.shape)}, gt_boxes {tuple(gt_boxes.shape)}, gt_masks "
+            f"{tuple(gt_masks.shape)} (masks are [B, h, w, G])")
+
+
+def _prefix(order, length):
+    """The first ``length`` columns of ``order`` [B, N], zero padded when N < length."""
+    padding = ops.repeat(ops.zeros_like(order[:, :1]), length, axis=1)
+    return ops.concatenate([order, padding], axis=1)[:, :length]
 
 
 def detection_targets(proposals, gt_class_ids, gt_boxes, gt_masks, train_rois_per_image,
@@ -72,8 +74,10 @@ def detection_targets(proposals, gt_class_ids, gt_boxes, gt_masks, train_rois_pe
         bbox_std_dev: 4 floats dividing the deltas.
         mask_shape: (mh, mw) of the mask targets.
         use_mini_mask: bool, see ``gt_masks``.
-        seed: None (stateful random ops, follow ``tf.random.set_seed``) or an int /
-            int tensor [2]: stateless sampling, the same seed gives the same sample.
+        seed: what ``keras.random.uniform`` takes: None (unseeded; eager use only), an
+            int (the same int gives the same sample) or a ``keras.random.SeedGenerator``
+            (a new sample per call, reproducible from the generator's seed; what the
+            layer uses, and what compiled JAX code needs).
 
     Returns:
         rois: float32 [B, T, 4] positives first (random order), then negatives, then
@@ -84,10 +88,10 @@ def detection_targets(proposals, gt_class_ids, gt_boxes, gt_masks, train_rois_pe
         masks: float32 [B, T, mh, mw] 0/1: the GT mask cropped to the ROI and resized
             (bilinear, rounded) for positives, else 0.
     """
-    proposals = tf.cast(proposals, tf.float32)
-    gt_class_ids = tf.cast(gt_class_ids, tf.int32)
-    gt_boxes = tf.cast(gt_boxes, tf.float32)
-    gt_masks = tf.cast(gt_masks, tf.float32)
+    proposals = ops.cast(proposals, "float32")
+    gt_class_ids = ops.cast(gt_class_ids, "int32")
+    gt_boxes = ops.cast(gt_boxes, "float32")
+    gt_masks = ops.cast(gt_masks, "float32")
     _check_shapes(proposals, gt_class_ids, gt_boxes, gt_masks)
     if not 0 < roi_positive_ratio <= 1:
         raise ValueError(f"detection_targets: roi_positive_ratio must be in (0, 1], "
@@ -98,88 +102,79 @@ def detection_targets(proposals, gt_class_ids, gt_boxes, gt_masks, train_rois_pe
 
     # One extra all-zero GT slot keeps G >= 1, so gathers and crops stay valid for
     # images (or batches) without ground truth; padding is ignored anyway.
-    gt_class_ids = tf.pad(gt_class_ids, [[0, 0], [0, 1]])
-    gt_boxes = tf.pad(gt_boxes, [[0, 0], [0, 1], [0, 0]])
-    gt_masks = tf.pad(gt_masks, [[0, 0], [0, 0], [0, 0], [0, 1]])
+    gt_class_ids = ops.pad(gt_class_ids, [[0, 0], [0, 1]])
+    gt_boxes = ops.pad(gt_boxes, [[0, 0], [0, 1], [0, 0]])
+    gt_masks = ops.pad(gt_masks, [[0, 0], [0, 0], [0, 0], [0, 1]])
 
-    proposal_valid = tf.reduce_any(tf.not_equal(proposals, 0.0), axis=-1)  # [B, N]
-    gt_valid = tf.reduce_any(tf.not_equal(gt_boxes, 0.0), axis=-1) & (gt_class_ids != 0)
+    proposal_valid = ops.any(ops.not_equal(proposals, 0.0), axis=-1)  # [B, N]
+    gt_valid = ops.any(ops.not_equal(gt_boxes, 0.0), axis=-1) & (gt_class_ids != 0)
     crowd = gt_valid & (gt_class_ids < 0)
     instance = gt_valid & (gt_class_ids > 0)
 
     overlaps = box_overlaps(proposals, gt_boxes)  # [B, N, G]
-    instance_overlaps = tf.where(instance[:, None, :], overlaps, -1.0)
-    roi_iou = tf.reduce_max(instance_overlaps, axis=-1)
-    roi_gt = tf.argmax(instance_overlaps, axis=-1, output_type=tf.int32)
-    crowd_iou = tf.reduce_max(tf.where(crowd[:, None, :], overlaps, 0.0), axis=-1)
+    instance_overlaps = ops.where(instance[:, None, :], overlaps, -1.0)
+    roi_iou = ops.max(instance_overlaps, axis=-1)
+    roi_gt = ops.cast(ops.argmax(instance_overlaps, axis=-1), "int32")
+    crowd_iou = ops.max(ops.where(crowd[:, None, :], overlaps, 0.0), axis=-1)
     positive = proposal_valid & (roi_iou >= POSITIVE_IOU)
     negative = proposal_valid & (roi_iou < POSITIVE_IOU) & (crowd_iou < CROWD_IOU)
 
     # ---- sampling: counts per image, then prefixes of random orders
-    keys = _uniform_keys(tf.concat([[2], tf.shape(positive)], axis=0), seed)
-    positive_order = _random_order(positive, keys[0])
-    negative_order = _random_order(negative, keys[1])
-    positive_count = tf.minimum(
-        tf.reduce_sum(tf.cast(positive, tf.int32), axis=-1), max_positives)  # [B]
-    negative_count = tf.cast(
-        tf.constant(1.0 / roi_positive_ratio, tf.float32) * tf.cast(positive_count, tf.float32),
-        tf.int32) - positive_count
-    negative_count = tf.minimum(negative_count, tf.reduce_sum(tf.cast(negative, tf.int32), -1))
-    negative_count = tf.clip_by_value(negative_count, 0, num_rois - positive_count)
+    keys = keras.random.uniform((2,) + tuple(ops.shape(positive)), seed=seed)
+    positive_order = _prefix(_random_order(positive, keys[0]), num_rois)  # [B, T]
+    negative_order = _prefix(_random_order(negative, keys[1]), num_rois)
+    positive_count = ops.minimum(
+        ops.sum(ops.cast(positive, "int32"), axis=-1), max_positives)  # [B]
+    negative_count = ops.cast(
+        ops.cast(1.0 / roi_positive_ratio, "float32") * ops.cast(positive_count, "float32"),
+        "int32") - positive_count
+    negative_count = ops.minimum(negative_count, ops.sum(ops.cast(negative, "int32"), -1))
+    negative_count = ops.clip(negative_count, 0, num_rois - positive_count)
 
-    # Orders are N long; pad so that T slots can always be read.
-    short = tf.maximum(num_rois - tf.shape(positive_order)[1], 0)
-    positive_order = tf.pad(positive_order, [[0, 0], [0, short]])[:, :num_rois]
-    negative_order = tf.pad(negative_order, [[0, 0], [0, short]])[:, :num_rois]
-    slot = tf.range(num_rois)[None, :]  # [1, T]
+    slot = ops.arange(num_rois, dtype="int32")[None, :]  # [1, T]
     is_positive = slot < positive_count[:, None]
     is_negative = ~is_positive & (slot < (positive_count + negative_count)[:, None])
-    negative_slot = tf.maximum(slot - positive_count[:, None], 0)
-    roi_index = tf.where(is_positive, positive_order,
-                         tf.gather(negative_order, negative_slot, batch_dims=1))  # [B, T]
+    negative_slot = ops.maximum(slot - positive_count[:, None], 0)
+    roi_index = ops.where(is_positive, positive_order,
+                          ops.take_along_axis(negative_order, negative_slot, axis=1))  # [B, T]
     selected = is_positive | is_negative
 
-    rois = tf.where(selected[..., None], tf.gather(proposals, roi_index, batch_dims=1), 0.0)
-    gt_index = tf.gather(roi_gt, roi_index, batch_dims=1)  # [B, T]
-    roi_gt_boxes = tf.gather(gt_boxes, gt_index, batch_dims=1)
-    class_ids = tf.where(is_positive, tf.gather(gt_class_ids, gt_index, batch_dims=1), 0)
+    rois = ops.where(selected[..., None],
+                     ops.take_along_axis(proposals, roi_index[..., None], axis=1), 0.0)
+    gt_index = ops.take_along_axis(roi_gt, roi_index, axis=1)  # [B, T]
+    roi_gt_boxes = ops.take_along_axis(gt_boxes, gt_index[..., None], axis=1)
+    class_ids = ops.where(is_positive, ops.take_along_axis(gt_class_ids, gt_index, axis=1), 0)
 
     # ---- box targets; a unit box stands in for rows without a target to avoid NaN
-    unit_box = tf.constant([0.0, 0.0, 1.0, 1.0])
+    unit_box = ops.convert_to_tensor([0.0, 0.0, 1.0, 1.0], dtype="float32")
     positive_box = is_positive[..., None]
-    deltas = encode_box_deltas(tf.where(positive_box, rois, unit_box),
-                               tf.where(positive_box, roi_gt_boxes, unit_box))
-    deltas = deltas / tf.constant(bbox_std_dev, tf.float32)
-    deltas = tf.where(positive_box, deltas, 0.0)
+    deltas = encode_box_deltas(ops.where(positive_box, rois, unit_box),
+                               ops.where(positive_box, roi_gt_boxes, unit_box))
+    deltas = deltas / ops.convert_to_tensor(bbox_std_dev, dtype="float32")
+    deltas = ops.where(positive_box, deltas, 0.0)
 
     # ---- mask targets: crop each positive's GT mask to the ROI
-    batch = tf.shape(gt_masks)[0]
-    num_slots = tf.shape(gt_masks)[3]
-    # [B, h, w, G] -> [B * G, h, w, 1]: one image per (batch, GT slot) for crop_and_resize
-    mask_images = tf.reshape(tf.transpose(gt_masks, [0, 3, 1, 2]),
-                             tf.stack([-1, tf.shape(gt_masks)[1], tf.shape(gt_masks)[2], 1]))
-    mask_index = tf.range(batch)[:, None] * num_slots + gt_index  # [B, T]
+    mask_rows, mask_cols = gt_masks.shape[1], gt_masks.shape[2]
+    num_slots = ops.shape(gt_masks)[3]
+    # [B, h, w, G] -> [B * G, h, w, 1]: one image per (batch, GT slot) for the crop
+    mask_images = ops.reshape(ops.transpose(gt_masks, [0, 3, 1, 2]),
+                              (-1, mask_rows, mask_cols, 1))
+    mask_index = ops.arange(ops.shape(gt_masks)[0], dtype="int32")[:, None] * num_slots \
+        + gt_index  # [B, T]
     if use_mini_mask:
         # A mini mask spans its GT box: express the ROI in that box's frame.
-        y1, x1, y2, x2 = tf.unstack(rois, axis=-1)
-        gy1, gx1, gy2, gx2 = tf.unstack(roi_gt_boxes, axis=-1)
-        gt_h = tf.where(gy2 - gy1 > 0, gy2 - gy1, 1.0)
-        gt_w = tf.where(gx2 - gx1 > 0, gx2 - gx1, 1.0)
-        crop_boxes = tf.stack([(y1 - gy1) / gt_h, (x1 - gx1) / gt_w,
-                               (y2 - gy1) / gt_h, (x2 - gx1) / gt_w], axis=-1)
+        y1, x1, y2, x2 = rois[..., 0], rois[..., 1], rois[..., 2], rois[..., 3]
+        gy1, gx1 = roi_gt_boxes[..., 0], roi_gt_boxes[..., 1]
+        gy2, gx2 = roi_gt_boxes[..., 2], roi_gt_boxes[..., 3]
+        gt_h = ops.where(gy2 - gy1 > 0, gy2 - gy1, 1.0)
+        gt_w = ops.where(gx2 - gx1 > 0, gx2 - gx1, 1.0)
+        crop_boxes = ops.stack([(y1 - gy1) / gt_h, (x1 - gx1) / gt_w,
+                                (y2 - gy1) / gt_h, (x2 - gx1) / gt_w], axis=-1)
     else:
         crop_boxes = rois
-    crop_boxes = tf.where(positive_box, crop_boxes, 0.0)
-    crops = tf.image.crop_and_resize(mask_images, tf.reshape(crop_boxes, [-1, 4]),
-                                     tf.reshape(mask_index, [-1]), (mask_h, mask_w),
-                                     method="bilinear")
-    masks = tf.round(tf.reshape(crops, tf.stack([batch, num_rois, mask_h, mask_w])))
-    masks = tf.where(is_positive[:, :, None, None], masks, 0.0)
-
-    batch_dim = proposals.shape[0]
-    rois.set_shape([batch_dim, num_rois, 4])
-    class_ids.set_shape([batch_dim, num_rois])
-    deltas.set_shape([batch_dim, num_rois, 4])
-    masks.set_shape([batch_dim, num_rois, mask_h, mask_w])
-    outputs = [rois, class_ids, deltas, masks]
-    return [tf.stop_gradient(t) for t in outputs]
+    crop_boxes = ops.where(positive_box, crop_boxes, 0.0)
+    crops = native.crop_and_resize(mask_images, ops.reshape(crop_boxes, (-1, 4)),
+                                   ops.reshape(mask_index, (-1,)), (mask_h, mask_w))
+    masks = ops.round(ops.reshape(crops, (-1, num_rois, mask_h, mask_w)))
+    masks = ops.where(is_positive[:, :, None, None], masks, 0.0)
+    return [ops.stop_gradient(t) for t in (rois, class_ids, deltas, masks)]
