@@ -49,6 +49,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from mrcnn.backends import BACKENDS, select_backend  # noqa: E402
 from siamese_mrcnn.config import SiameseConfig  # noqa: E402
 
 RANDOM_REFERENCE_NOTE = (
@@ -460,6 +461,9 @@ def parse_args(argv=None):
                         help="evaluate this checkpoint (.h5 written by the demo) instead of "
                              "training; its run's config.json, when present beside it, "
                              "replaces the demo configuration")
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="Keras backend: tensorflow, jax or torch (default: "
+                             "$KERAS_BACKEND, else tensorflow); results.json records it")
     parser.add_argument("--quick", action="store_true",
                         help="a tiny smoke-test version: 64-pixel images, 3 steps, 6 "
                              "evaluation images")
@@ -495,6 +499,8 @@ def _fmt(value):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.backend:
+        select_backend(args.backend)  # before the first import of Keras
     started = time.time()
     wall_start = time.monotonic()
     os.makedirs(args.output_dir, exist_ok=True)

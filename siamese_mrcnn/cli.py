@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 
+from mrcnn.backends import BACKENDS, BackendError, select_backend
 from siamese_mrcnn.cli_inputs import BACKBONES, PRESETS, CliError
 
 PROG = "siamese-mrcnn"
@@ -234,12 +235,14 @@ def _add_train(sub):
     g.add_argument("--lr", type=_positive_float, metavar="LR",
                    help="base learning rate (default: 0.02 x global batch / 12, the paper's "
                         "linear scaling)")
-    g.add_argument("--strategy", choices=("default", "mirrored", "multiworker"),
+    g.add_argument("--strategy", choices=("default", "mirrored", "multiworker",
+                                          "data-parallel"),
                    default="default",
-                   help="tf.distribute: default (one device), mirrored (all local GPUs) or "
-                        "multiworker (MultiWorkerMirroredStrategy, from TF_CONFIG). GPU_COUNT "
-                        "is set to the number of replicas; global batch = IMAGES_PER_GPU x "
-                        "replicas")
+                   help="default (one device); TensorFlow's tf.distribute: mirrored (all "
+                        "local GPUs) or multiworker (MultiWorkerMirroredStrategy, from "
+                        "TF_CONFIG); JAX's keras.distribution: data-parallel (all visible "
+                        "devices). GPU_COUNT is set to the number of replicas; global batch "
+                        "= IMAGES_PER_GPU x replicas")
     g.add_argument("--seed", type=_non_negative_int, default=0,
                    help="seed of the initial weights of layers not loaded from --weights, "
                         "the batch order and every sampling choice (default 0)")
@@ -329,6 +332,12 @@ def build_parser():
     _add_train(sub)
     _add_evaluate(sub)
     _add_detect(sub)
+    for command in sub.choices.values():
+        command.add_argument(
+            "--backend", choices=BACKENDS,
+            help="Keras backend (default: $KERAS_BACKEND, else tensorflow). jax and torch "
+                 "need the extras: pip install -e '.[jax]' or '.[torch]'; a run's "
+                 "config.json records the backend that trained it")
     return parser
 
 
@@ -347,6 +356,11 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     _configure_logging()
     try:
+        if args.backend:
+            try:
+                select_backend(args.backend)  # before anything imports Keras
+            except BackendError as e:
+                raise CliError(str(e)) from None
         from siamese_mrcnn import commands
         from mrcnn.utils import ImageLoadError
         try:

@@ -64,12 +64,12 @@ def _class_key(dataset, class_id):
 
 
 def _make_strategy(name):
-    if name == "default":
-        return None
-    import tensorflow as tf
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    """(tf.distribute strategy or None, replicas) of ``--strategy`` on this backend."""
+    from mrcnn.backends import BackendError, make_strategy
+    try:
+        return make_strategy(name)
+    except BackendError as e:
+        raise CliError(str(e)) from None
 
 
 def _weights_error(path, error):
@@ -191,8 +191,7 @@ def run_train(args):
     train, val, split = _training_datasets(args, kind)
     _print_split(split)
 
-    strategy = _make_strategy(args.strategy)
-    replicas = 1 if strategy is None else int(strategy.num_replicas_in_sync)
+    strategy, replicas = _make_strategy(args.strategy)
     config, origin = build_config(args, checkpoint, extra={"GPU_COUNT": replicas})
     base_lr = args.lr if args.lr is not None else scaled_learning_rate(int(config.BATCH_SIZE))
     config, origin = build_config(args, checkpoint,

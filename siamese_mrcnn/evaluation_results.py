@@ -215,14 +215,18 @@ def format_table(summary):
 def package_versions():
     """Versions of Python and the packages results depend on (None if not installed).
 
-    Read from the installed distributions' metadata, so TensorFlow is not imported.
+    Read from the installed distributions' metadata, so TensorFlow is not imported;
+    ``keras_backend`` is the backend Keras runs (or will run) on.
     """
     out = {"python": platform.python_version()}
-    for name in ("numpy", "pycocotools", "tensorflow", "keras", "scikit-image", "scipy"):
+    for name in ("numpy", "pycocotools", "tensorflow", "keras", "jax", "torch",
+                 "scikit-image", "scipy"):
         try:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             out[name] = None
+    from mrcnn.backends import requested_backend
+    out["keras_backend"] = requested_backend()
     from siamese_mrcnn import __version__
     out["siamese_mrcnn"] = __version__
     return out

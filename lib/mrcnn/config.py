@@ -302,12 +302,19 @@ class Config:
         config = subclass()
         return config
 
-    def save(self, path):
-        """Write the configuration as JSON to ``path`` (atomically)."""
+    def save(self, path, run=None):
+        """Write the configuration as JSON to ``path`` (atomically).
+
+        ``run``: optional dict of facts about the run stored beside the configuration
+        under the key "run" (``MaskRCNN.train`` records the Keras backend and
+        version); :meth:`load` ignores it.
+        """
+        data = {"class": type(self).__name__, "config": self.to_dict()}
+        if run:
+            data["run"] = _to_jsonable(dict(run))
         tmp = f"{path}.tmp"
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"class": type(self).__name__, "config": self.to_dict()}, f,
-                      indent=2, sort_keys=True)
+            json.dump(data, f, indent=2, sort_keys=True)
         os.replace(tmp, path)
 
     @classmethod

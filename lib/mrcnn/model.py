@@ -337,7 +337,8 @@ class MaskRCNN:
             val_gen = self.make_data_generator(val_dataset, shuffle=True, seed=val_seed,
                                                steps=config.VALIDATION_STEPS)
         checkpoint_dir_ok(self.log_dir)
-        config.save(os.path.join(self.log_dir, "config.json"))
+        config.save(os.path.join(self.log_dir, "config.json"),
+                    run={"backend": keras.backend.backend(), "keras": keras.__version__})
         callbacks = [
             # Losses per epoch, appended across resumed runs, on every backend.
             keras.callbacks.CSVLogger(os.path.join(self.log_dir, "history.csv"), append=True),
