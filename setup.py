@@ -2,6 +2,8 @@
 
 CPU (tests, CI, laptops):   pip install -e ".[test]"
 NVIDIA GPU on Linux:        pip install -e ".[gpu]"   (TensorFlow's CUDA build)
+Other Keras backends:       pip install -e ".[jax]"   or   pip install -e ".[torch]"
+                            (then KERAS_BACKEND=jax / torch, or --backend)
 """
 from setuptools import setup
 
@@ -10,7 +12,8 @@ packages = ["mrcnn", "siamese_mrcnn"]
 setup(
     name="siamese-mrcnn",
     version="0.1.0",
-    description="One-shot instance segmentation: Siamese Mask R-CNN on TensorFlow 2 / Keras 3",
+    description="One-shot instance segmentation: Siamese Mask R-CNN on Keras 3 "
+                "(TensorFlow, JAX or PyTorch)",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="MIT",
@@ -41,6 +44,10 @@ setup(
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],
+        # The JAX backend (on an NVIDIA GPU install jax[cuda13] instead of jax).
+        "jax": ["jax>=0.4.34"],
+        # The PyTorch backend; torchvision supplies its NMS and ROI-align kernels.
+        "torch": ["torch>=2.4", "torchvision>=0.19"],
         "test": ["pytest>=8", "hypothesis", "nbclient", "nbformat", "ipykernel"],
     },
     entry_points={"console_scripts": ["siamese-mrcnn=siamese_mrcnn.cli:main"]},

@@ -58,3 +58,27 @@ def gradients(fn, arrays):
     tensors = [torch.tensor(a, requires_grad=True) for a in arrays]
     fn(*tensors).backward()
     return [None if t.grad is None else t.grad.numpy() for t in tensors]
+
+
+def fill_weights(keras_model, seed):
+    """Set every weight of ``keras_model`` from a numpy generator, so that a model gets
+    the same weights on every backend (Keras' own initialisers draw from each
+    backend's random numbers). Kernels are LeCun-normal (variance 1 / fan-in, so
+    activations stay moderate through a ResNet whose BN layers are identities here),
+    biases and BN betas/means 0, BN gammas and variances 1. Returns the model."""
+    import zlib
+    for weight in keras_model.weights:
+        name = weight.path.split("/")[-1]
+        shape = tuple(weight.shape)
+        if name in ("gamma", "moving_variance"):
+            value = np.ones(shape)
+        elif name in ("beta", "moving_mean", "bias"):
+            value = np.zeros(shape)
+        else:
+            rng = np.random.default_rng([seed, zlib.crc32(weight.path.encode())])
+            fan_in = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
+            value = rng.normal(0.0, np.sqrt(1.0 / max(fan_in, 1)), size=shape)
+            if weight.path.endswith("conv1/kernel"):
+                value /= 64.0  # molded pixels are +-128: start the backbone at O(1)
+        weight.assign(value.astype(weight.dtype))
+    return keras_model

@@ -22,6 +22,7 @@ from siamese_mrcnn.config import LargeConfig
 from siamese_mrcnn.data import OneShotDataGenerator
 from siamese_mrcnn.model import LEVELS, MATCHED_CHANNELS, SiameseMaskRCNN
 from siamese_mrcnn.references import resize_reference
+from tests.backend import as_numpy, fill_weights
 from tests.siamese_mrcnn.tiny import TinySiameseConfig, TinyThreeShotConfig, shapes_dataset
 
 LOSSES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss",
@@ -90,10 +91,16 @@ def weights_of(model):
 # ------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="module")
 def one_shot(tmp_path_factory):
-    keras.utils.set_random_seed(11)
     # Untrained, with DETECTION_MIN_CONFIDENCE 0: every query gives several detections.
-    return SiameseMaskRCNN("inference", TinySiameseConfig(),
-                           str(tmp_path_factory.mktemp("one_shot")))
+    # Weights from numpy, so that every backend tests the same model.
+    model = SiameseMaskRCNN("inference", TinySiameseConfig(),
+                            str(tmp_path_factory.mktemp("one_shot")))
+    fill_weights(model.keras_model, seed=11)
+    # Favour "match" a little, so that (DETECTION_MIN_CONFIDENCE 0) ROIs become
+    # detections as they do with Keras' random initial biases.
+    logits = model.keras_model.get_layer("mrcnn_class_logits")
+    logits.set_weights([logits.get_weights()[0], np.array([0.0, 1.0], np.float32)])
+    return model
 
 
 @pytest.fixture(scope="module")
@@ -242,8 +249,8 @@ def numpy_matching(model, molded_image, molded_references):
     """
     km = model.keras_model
     resnet, fpn = km.get_layer("resnet_model"), km.get_layer("fpn_model")
-    query = [np.asarray(p, np.float64) for p in fpn(resnet(molded_image[None]))]
-    refs = [np.asarray(p, np.float64) for p in fpn(resnet(molded_references))]
+    query = [p.astype(np.float64) for p in as_numpy(fpn(resnet(molded_image[None])))]
+    refs = [p.astype(np.float64) for p in as_numpy(fpn(resnet(molded_references)))]
     out = []
     for level, q, r in zip(LEVELS, query, refs):
         vector = r.mean(axis=(1, 2)).mean(axis=0)                      # [C]
@@ -257,7 +264,7 @@ def graph_matching(model, molded_image, molded_references):
     km = model.keras_model
     sub = keras.Model([model.query_model.inputs[0], model.reference_model.inputs[0]],
                       [km.get_layer(f"fpn_distance_{lvl}").output for lvl in LEVELS])
-    return [np.asarray(m) for m in sub([molded_image[None], molded_references[None]])]
+    return as_numpy(sub([molded_image[None], molded_references[None]]))
 
 
 @pytest.mark.parametrize("shots", [1, 3])
@@ -290,8 +297,8 @@ def test_three_identical_references_equal_the_one_shot_model(one_shot, three_sho
 
 def test_k_shot_vector_is_the_mean_of_one_shot_vectors(one_shot, three_shot, references):
     refs = references[1]                                          # [3, D, D, 3]
-    per_shot = [np.asarray(v) for v in one_shot.reference_model(refs[:, None])]  # [3, C]
-    pooled = [np.asarray(v) for v in three_shot.reference_model(refs[None])]     # [1, C]
+    per_shot = as_numpy(one_shot.reference_model(refs[:, None]))  # L x [3, C]
+    pooled = as_numpy(three_shot.reference_model(refs[None]))     # L x [1, C]
     for level, single, joint in zip(LEVELS, per_shot, pooled):
         assert joint.shape == (1, FPN), level
         np.testing.assert_allclose(joint[0], single.mean(axis=0), rtol=1e-5, atol=1e-6,
@@ -300,12 +307,12 @@ def test_k_shot_vector_is_the_mean_of_one_shot_vectors(one_shot, three_shot, ref
     # The whole 3-shot model equals the 1-shot heads fed the mean vectors.
     image = random_image(3)
     molded, metas, _ = one_shot.mold_inputs([image])
-    pyramid = [np.asarray(p) for p in one_shot.query_model(molded)]
+    pyramid = as_numpy(one_shot.query_model(molded))
     mean_vectors = [v.mean(axis=0, keepdims=True) for v in per_shot]
     heads = one_shot.head_model(pyramid + mean_vectors + [metas])
     joint = run_graph(three_shot, image, refs)
     for key in ("detections", "mrcnn_mask", "rpn_class"):
-        np.testing.assert_allclose(joint[key], np.asarray(heads[key]), rtol=1e-4,
+        np.testing.assert_allclose(joint[key], as_numpy(heads[key]), rtol=1e-4,
                                    atol=1e-5, err_msg=key)
 
 
