@@ -1,4 +1,4 @@
-"""Slow pure-numpy / pure-Python references for the TF ops, one image or box at a time.
+"""Slow pure-numpy / pure-Python references for the tensor ops, one image or box at a time.
 
 Written for clarity, not speed: loops over boxes and pixels are deliberate, so the
 vectorised ops are checked against a different formulation. Boxes (y1, x1, y2, x2).
@@ -54,6 +54,18 @@ def greedy_nms(boxes, scores, threshold, max_output):
         if all(iou(boxes[i], boxes[j]) <= threshold for j in kept):
             kept.append(i)
     return kept
+
+
+def greedy_nms_per_class(boxes, scores, classes, valid, threshold, max_output):
+    """Indices kept by greedy NMS run separately on each class's valid boxes, then the
+    ``max_output`` best by descending score over all classes (invalid boxes never kept)."""
+    kept = []
+    for c in sorted({int(classes[i]) for i in range(len(scores)) if valid[i]}):
+        members = [i for i in range(len(scores)) if valid[i] and int(classes[i]) == c]
+        keep = greedy_nms([boxes[i] for i in members], [scores[i] for i in members],
+                          threshold, max_output)
+        kept += [members[k] for k in keep]
+    return sorted(kept, key=lambda i: -scores[i])[:max_output]
 
 
 def crop_and_resize(image, box, out_h, out_w):

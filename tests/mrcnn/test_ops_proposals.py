@@ -1,11 +1,11 @@
 """RPN proposals (mrcnn.ops.proposals) against a per-image greedy numpy reference."""
 
 import numpy as np
-import tensorflow as tf
 
 from mrcnn.ops.anchors import feature_shapes_for, pyramid_anchors_normalised
 from mrcnn.ops.boxes import box_overlaps
 from mrcnn.ops.proposals import batched_nms, generate_proposals
+from tests.backend import as_numpy, const, tensorflow_only
 from tests.mrcnn import numpy_reference as ref
 
 STD = [0.1, 0.1, 0.2, 0.2]
@@ -32,13 +32,13 @@ def tiny_anchors():
                                       image_shape)
 
 
-def test_tf_nms_iou_convention_matches_box_overlaps():
+def test_nms_iou_convention_matches_box_overlaps():
     # IoU exactly 0.5 under the no +1 convention: kept at threshold 0.5, dropped below.
-    boxes = tf.constant([[[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 0.5]]])
-    assert abs(float(box_overlaps(boxes[0], boxes[0])[0, 1]) - 0.5) < 1e-7
-    scores = tf.constant([[0.9, 0.8]])
-    _, _, kept_at = batched_nms(boxes, scores, 5, 0.5)
-    _, _, kept_below = batched_nms(boxes, scores, 5, 0.49)
+    boxes = const([[[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 0.5]]])
+    assert abs(float(as_numpy(box_overlaps(boxes[0], boxes[0]))[0, 1]) - 0.5) < 1e-7
+    scores = const([[0.9, 0.8]])
+    _, _, kept_at = as_numpy(batched_nms(boxes, scores, 5, 0.5))
+    _, _, kept_below = as_numpy(batched_nms(boxes, scores, 5, 0.49))
     assert int(kept_at[0]) == 2 and int(kept_below[0]) == 1
 
 
@@ -48,14 +48,14 @@ def test_batched_nms_matches_greedy_reference():
     sizes = rng.uniform(0.05, 0.3, size=(2, 40, 2))
     boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], -1).astype(np.float32)
     scores = rng.uniform(size=(2, 40)).astype(np.float32)
-    out_boxes, out_scores, valid = batched_nms(boxes, scores, 30, 0.3)
+    out_boxes, out_scores, valid = as_numpy(batched_nms(boxes, scores, 30, 0.3))
     for b in range(2):
         kept = ref.greedy_nms(boxes[b], scores[b], 0.3, 30)
         assert 0 < len(kept) < 30  # suppression happened and was not capped
         assert int(valid[b]) == len(kept)
         np.testing.assert_allclose(out_boxes[b, :len(kept)], boxes[b, kept])
         np.testing.assert_allclose(out_scores[b, :len(kept)], scores[b, kept])
-        assert not out_boxes[b, len(kept):].numpy().any()
+        assert not out_boxes[b, len(kept):].any()
 
 
 def test_generate_proposals_matches_reference():
@@ -64,9 +64,9 @@ def test_generate_proposals_matches_reference():
     logits = rng.normal(size=(2, len(anchors), 2))
     probs = (np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)).astype(np.float32)
     deltas = rng.normal(size=(2, len(anchors), 4)).astype(np.float32)
-    proposals = generate_proposals(probs, deltas, anchors, proposal_count=40,
-                                   nms_threshold=0.7, pre_nms_limit=100,
-                                   rpn_bbox_std_dev=STD).numpy()
+    proposals = as_numpy(generate_proposals(probs, deltas, anchors, proposal_count=40,
+                                            nms_threshold=0.7, pre_nms_limit=100,
+                                            rpn_bbox_std_dev=STD))
     expected = reference_proposals(probs, deltas, anchors, 40, 0.7, 100)
     assert proposals.shape == (2, 40, 4)
     np.testing.assert_allclose(proposals, expected, atol=1e-5)
@@ -81,14 +81,17 @@ def test_generate_proposals_pads_with_zeros_and_accepts_batched_anchors():
     deltas = np.zeros((2, len(anchors), 4), np.float32)
     # pre_nms_limit 6 leaves at most 6 boxes; the rest of the 20 rows are zero
     batched = np.broadcast_to(anchors, (2,) + anchors.shape)
-    proposals = generate_proposals(probs, deltas, batched, 20, 0.5, 6, STD).numpy()
+    proposals = as_numpy(generate_proposals(probs, deltas, batched, 20, 0.5, 6, STD))
     expected = reference_proposals(probs, deltas, anchors, 20, 0.5, 6)
     np.testing.assert_allclose(proposals, expected, atol=1e-6)
     assert not proposals[:, 6:].any()
     assert (np.abs(proposals[:, 0]).sum(-1) > 0).all()
 
 
+@tensorflow_only
 def test_generate_proposals_in_tf_function_with_unknown_batch():
+    import tensorflow as tf
+
     anchors = tiny_anchors()
     fn = tf.function(lambda p, d: generate_proposals(p, d, anchors, 10, 0.7, 50, STD),
                      input_signature=[tf.TensorSpec([None, len(anchors), 2]),

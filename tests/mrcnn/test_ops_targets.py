@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from mrcnn.ops.targets import detection_targets
+from tests.backend import as_numpy, tensorflow_only
 from tests.mrcnn import numpy_reference as ref
 
 STD = np.array([0.1, 0.1, 0.2, 0.2])
@@ -64,7 +64,7 @@ def find_row(proposals, roi, taken=()):
 
 
 def check_targets(proposals, gt_class_ids, gt_boxes, outputs, num_rois, ratio):
-    rois, class_ids, deltas, masks = (t.numpy() for t in outputs)
+    rois, class_ids, deltas, masks = as_numpy(outputs)
     assert rois.shape == (2, num_rois, 4) and class_ids.dtype == np.int32
     counts = []
     for b, (positives, negatives) in enumerate(reference_sets(proposals, gt_class_ids,
@@ -149,7 +149,7 @@ def test_no_ground_truth_gives_only_padding():
     proposals, _, _ = scene(seed=3)
     out = detection_targets(proposals, np.zeros((2, 0), np.int32), np.zeros((2, 0, 4)),
                             np.zeros((2, 8, 8, 0), bool), 10, 0.33, STD, (6, 6), True, seed=1)
-    rois, class_ids, deltas, masks = (t.numpy() for t in out)
+    rois, class_ids, deltas, masks = as_numpy(out)
     assert rois.shape == (2, 10, 4) and masks.shape == (2, 10, 6, 6)
     assert not rois.any() and not class_ids.any() and not deltas.any() and not masks.any()
     assert np.isfinite(deltas).all()
@@ -164,8 +164,8 @@ def test_crowd_boxes_are_not_targets_and_block_negatives():
                           [0.0, 0.6, 0.3, 0.9]],    # free negative
                          np.float32)
     proposals = np.stack([proposals, proposals[[3, 2, 1, 0]]])
-    rois, class_ids, _, _ = (t.numpy() for t in run(proposals, gt_class_ids, gt_boxes,
-                                                    num_rois=6, ratio=0.5))
+    rois, class_ids, _, _ = as_numpy(run(proposals, gt_class_ids, gt_boxes, num_rois=6,
+                                         ratio=0.5))
     for b in range(2):
         np.testing.assert_allclose(rois[b, 0], [0.0, 0.0, 0.5, 0.5])
         np.testing.assert_allclose(rois[b, 1], [0.0, 0.6, 0.3, 0.9])
@@ -179,7 +179,7 @@ def test_mini_mask_targets_match_reference():
     gt_masks = rng.uniform(size=(2, 10, 10, 3)) > 0.5
     out = run(proposals, gt_class_ids, gt_boxes, gt_masks=gt_masks, num_rois=16,
               mask_shape=(7, 5))
-    rois, class_ids, _, masks = (t.numpy() for t in out)
+    rois, class_ids, _, masks = as_numpy(out)
     sets = reference_sets(proposals, gt_class_ids, gt_boxes)
     checked = 0
     for b in range(2):
@@ -207,7 +207,7 @@ def test_full_mask_target_hand_case():
     proposals = gt_boxes.copy()
     out = run(proposals, gt_class_ids, gt_boxes, gt_masks=gt_masks, num_rois=4,
               mask_shape=(5, 6), use_mini_mask=False)
-    _, class_ids, deltas, masks = (t.numpy() for t in out)
+    _, class_ids, deltas, masks = as_numpy(out)
     assert class_ids[:, 0].tolist() == [1, 2]
     np.testing.assert_allclose(deltas[:, 0], 0.0, atol=1e-6)
     np.testing.assert_array_equal(masks[0, 0], full[2:7, 3:9].astype(np.float32))
@@ -219,27 +219,30 @@ def test_mini_mask_roi_equal_to_gt_returns_the_mini_mask():
     gt_boxes = np.array([[[0.1, 0.2, 0.7, 0.6]], [[0.3, 0.3, 0.9, 0.5]]], np.float32)
     out = run(gt_boxes.copy(), np.array([[1], [1]], np.int32), gt_boxes, gt_masks=mini,
               num_rois=3, ratio=0.5, mask_shape=(8, 8))
-    class_ids, masks = out[1].numpy(), out[3].numpy()
+    class_ids, masks = as_numpy(out[1]), as_numpy(out[3])
     assert class_ids[:, 0].tolist() == [1, 1]
     np.testing.assert_array_equal(masks[:, 0], mini[..., 0].astype(np.float32))
 
 
 def test_seed_reproducible_and_sampling_random():
     proposals, gt_class_ids, gt_boxes = scene(seed=9)
-    first = [t.numpy() for t in run(proposals, gt_class_ids, gt_boxes, seed=11)]
-    again = [t.numpy() for t in run(proposals, gt_class_ids, gt_boxes, seed=11)]
+    first = as_numpy(run(proposals, gt_class_ids, gt_boxes, seed=11))
+    again = as_numpy(run(proposals, gt_class_ids, gt_boxes, seed=11))
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)
     # with 6+ eligible positives per image and 3 positive slots, different seeds
     # eventually pick every positive proposal
     picked = set()
     for seed in range(25):
-        rois = run(proposals, gt_class_ids, gt_boxes, seed=seed)[0].numpy()
+        rois = as_numpy(run(proposals, gt_class_ids, gt_boxes, seed=seed)[0])
         picked |= {find_row(proposals[0], r) for r in rois[0, :3]}
     assert picked == set(reference_sets(proposals, gt_class_ids, gt_boxes)[0][0])
 
 
+@tensorflow_only
 def test_stateful_sampling_and_dynamic_shapes_in_tf_function():
+    import tensorflow as tf
+
     proposals, gt_class_ids, gt_boxes = scene(seed=4)
     gt_masks = np.ones((2, 8, 8, 3), bool)
     fn = tf.function(

@@ -347,6 +347,11 @@ def _keras_batched_nms(boxes, scores, size, threshold, valid, classes):
     candidates are decided. Memory O(B * M); M steps at most.
     """
     batch, candidates = boxes.shape[0], boxes.shape[1]
+    if candidates == 0:
+        # Nothing to keep. The loop body is traced even when it never runs, and its
+        # take of candidate i fails on an empty axis.
+        return (ops.zeros((batch, size, 4), "float32"), ops.zeros((batch, size), "float32"),
+                ops.zeros((batch, size), "int32"), ops.zeros((batch,), "int32"))
     order = ops.argsort(-ops.where(valid, scores, float("-inf")), axis=-1)
     boxes = ops.take_along_axis(boxes, order[..., None], axis=1)
     scores = ops.take_along_axis(scores, order, axis=1)
