@@ -1,6 +1,7 @@
 """scripts/benchmark.py: argument checks, the memory probe, the timing loop, and one
 in-process smoke run (64x64, ResNet-18, tiny heads) of the Mask R-CNN rows."""
 
+import importlib.util
 import time
 
 import numpy as np
@@ -18,8 +19,10 @@ def test_parse_args_defaults_and_errors(bench):
     args = bench.parse_args([])
     assert (args.size, args.repeats, args.warmup, args.only, args.backbone,
             args.proposals, args.reference_size) == (1024, 5, 1, "all", "resnet50", 1000, 192)
+    assert args.backends == ["tensorflow"]
+    assert bench.parse_args(["--backend", "jax,torchvision"]).backends == ["jax", "torchvision"]
     for bad in (["--size", "100"], ["--reference-size", "100"], ["--repeats", "0"],
-                ["--only", "yolo"], ["--backbone", "vgg"]):
+                ["--only", "yolo"], ["--backbone", "vgg"], ["--backend", "mxnet"]):
         with pytest.raises(SystemExit):
             bench.parse_args(bad)
 
@@ -85,5 +88,51 @@ def test_smoke_run_mrcnn_rows(bench, tmp_path, capsys):
     table = capsys.readouterr().out
     for name in names:
         assert name in table
-    assert "machine: " in table and "cores" in table
+    assert "machine (tensorflow): " in table and "cores" in table
     assert out.exists() and '"rows"' in out.read_text()
+    # Multiply-adds: every row of the graph counts more than the bare backbone.
+    floor, detect, graph, train = report["rows"]
+    assert floor["macs"] > 0 and detect["macs"] == graph["macs"] > floor["macs"]
+    assert train["macs"] > 2 * floor["macs"]
+    assert floor["mac_bound_ratio"] == pytest.approx(1.0)
+    assert all(r["mac_bound_ratio"] > 0 for r in report["rows"])
+
+
+def test_multiply_adds_by_hand(bench):
+    import keras
+    inputs = {"a": keras.Input((10, 10, 4), name="a"), "b": keras.Input((3, 7), name="b"),
+              "c": keras.Input((4, 4, 3), name="c")}
+    outputs = [keras.layers.Conv2D(8, 3, padding="same")(inputs["a"]),
+               keras.layers.Conv2D(8, 3, strides=2)(inputs["a"]),
+               keras.layers.Dense(5)(inputs["b"]),
+               keras.layers.Conv2DTranspose(6, 2, strides=2)(inputs["c"])]
+    model = keras.Model(inputs, outputs)
+    arrays = {"a": np.zeros((2, 10, 10, 4), np.float32), "b": np.zeros((2, 3, 7), np.float32),
+              "c": np.zeros((2, 4, 4, 3), np.float32)}
+    # per image: 10*10 cells x 3*3*4 x 8; 4*4 cells (valid, stride 2) x 3*3*4 x 8;
+    # 3 rows x 7 x 5; 4*4 input cells x 2*2 x 3 x 6
+    expected = 2 * (100 * 36 * 8 + 16 * 36 * 8 + 3 * 7 * 5 + 16 * 4 * 3 * 6)
+    assert bench.multiply_adds(model, arrays) == expected
+    # A nested model called twice counts twice.
+    inner = keras.Sequential([keras.Input((5, 5, 2)), keras.layers.Conv2D(3, 1)])
+    x = keras.Input((5, 5, 2))
+    twice = keras.Model(x, [inner(x), inner(x)])
+    assert bench.multiply_adds(twice, np.zeros((1, 5, 5, 2), np.float32)) == 2 * 25 * 2 * 3
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torchvision") is None,
+                    reason="torchvision is not installed")
+def test_torchvision_rows_in_their_own_process(bench, capsys):
+    # Not imported here: torch beside TensorFlow in one process can crash.
+    report = bench.main(["--size", "64", "--repeats", "1", "--warmup", "1",
+                         "--backend", "torchvision", "--tiny"])
+    names = [r["name"] for r in report["rows"]]
+    assert names == ["torchvision resnet50 forward (floor)",
+                     "torchvision maskrcnn_resnet50_fpn detect",
+                     "torchvision train step (batch 1)"]
+    floor, detect, train = report["rows"]
+    # torchvision's bare ResNet-50 at 64x64: (64/224)^2 of its 4.09 GMAC at 224.
+    assert floor["macs"] == pytest.approx(4.09e9 * (64 / 224) ** 2, rel=0.05)
+    assert detect["macs"] > floor["macs"] and train["macs"] > 2 * floor["macs"]
+    assert detect["note"].endswith("masks") and "loss" in train["note"]
+    assert report["machines"][0]["backend"] == "torchvision"
