@@ -145,7 +145,8 @@ class SiameseMaskRCNN(MaskRCNN):
         reference rule) or an image with an object box, given as a dict
         ``{"image": [H, W, 3], "box": (y1, x1, y2, x2)}`` or a tuple ``(image, box)``;
         see :meth:`reference_from_box`. With ``subtract_mean=False`` the mean pixel
-        is not subtracted (the original evaluation's quirk).
+        is not subtracted (the original evaluation's quirk). Resized by
+        ``config.RESAMPLING``'s rule.
         """
         from mrcnn.data import mold_image
         from siamese_mrcnn.references import resize_reference
@@ -192,7 +193,8 @@ class SiameseMaskRCNN(MaskRCNN):
         mode = "square" if config.IMAGE_RESIZE_MODE == "crop" else config.IMAGE_RESIZE_MODE
         resized, _, scale, padding, _ = utils.resize_image(
             image, min_dim=config.IMAGE_MIN_DIM, max_dim=config.IMAGE_MAX_DIM,
-            min_scale=config.IMAGE_MIN_SCALE, mode=mode)
+            min_scale=config.IMAGE_MIN_SCALE, mode=mode,
+            resampling=utils.config_resampling(config))
         shift = np.array([padding[0][0], padding[1][0]] * 2, dtype=np.float64)
         return crop_reference(resized, np.round(box * scale + shift).astype(int), config)
 
