@@ -132,7 +132,8 @@ def _add_config_options(parser, command):
         "run saved beside it; else 'small'. The flags below override it, --set last; "
         "what the command fixes itself ("
         + {"train": "GPU_COUNT = replicas, LEARNING_RATE = the base lr",
-           "evaluate": "GPU_COUNT = 1, the DETECTION_MIN_CONFIDENCE of --mode corrected",
+           "evaluate": "GPU_COUNT = 1, RESAMPLING = --mode, the DETECTION_MIN_CONFIDENCE "
+                       "of --mode corrected",
            "detect": "GPU_COUNT = IMAGES_PER_GPU = 1, NUM_TARGETS = number of "
                      "references"}[command]
         + ") wins over both. The effective configuration is printed.")
@@ -261,11 +262,13 @@ def _add_evaluate(sub):
     g.add_argument("--runs", type=_positive_int, default=5,
                    help="repetitions with freshly drawn references (default 5, the paper's)")
     g.add_argument("--mode", choices=("faithful", "corrected"), default="faithful",
-                   help="faithful: the original protocol (present classes only, reference "
-                        "may come from the query image, references not mean-subtracted, "
-                        "detections below DETECTION_MIN_CONFIDENCE dropped). corrected: "
-                        "every evaluated class queried in every image, references from "
-                        "other images only and mean-subtracted, scores down to 0.05 kept. "
+                   help="faithful: the original protocol (only classes present after the "
+                        "resize are queried, reference may come from the query image, "
+                        "references not mean-subtracted, detections below "
+                        "DETECTION_MIN_CONFIDENCE dropped, the original's scikit-image "
+                        "resampling: RESAMPLING=faithful). corrected: every evaluated class "
+                        "queried in every image, references from other images only and "
+                        "mean-subtracted, scores down to 0.05 kept, RESAMPLING=corrected. "
                         "Default faithful")
     g.add_argument("--limit", type=_positive_int, metavar="N",
                    help="evaluate only the first N images (by sorted image id)")

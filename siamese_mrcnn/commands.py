@@ -276,11 +276,12 @@ def run_evaluate(args):
         _print_split(split)
         _, weights_path = resolve_weights(args.weights, args.logs, _preset_name(args),
                                           "evaluate")
-        config, origin = build_config(args, weights_path, extra={"GPU_COUNT": 1})
+        # The mode decides how images, references and masks are resampled.
+        fixed = {"GPU_COUNT": 1, "RESAMPLING": mode.resampling}
+        config, origin = build_config(args, weights_path, extra=fixed)
         if mode.min_confidence is not None:
-            config, origin = build_config(args, weights_path, extra={
-                "GPU_COUNT": 1,
-                "DETECTION_MIN_CONFIDENCE": mode.detection_min_confidence(config)})
+            config, origin = build_config(args, weights_path, extra=dict(
+                fixed, DETECTION_MIN_CONFIDENCE=mode.detection_min_confidence(config)))
         print(f"configuration (from {origin} and the flags):")
         config.display()
         from siamese_mrcnn.evaluation import evaluate_one_shot, make_model_detector

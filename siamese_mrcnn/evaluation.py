@@ -5,7 +5,8 @@ resized), ``N`` detections of one query, ``Q`` categories queried in one image,
 ``S`` shots (references per category), ``D`` the reference side TARGET_MAX_DIM.
 
 Protocol: for each image (of the first ``limit``) and each run, every evaluated
-category present in the image (with a non-crowd instance) is queried with a
+category present in the image (with a non-crowd instance; in faithful mode one
+whose mask is non-empty after the query-style resize) is queried with a
 reference drawn by :mod:`siamese_mrcnn.references` from a generator seeded by
 (seed, run, COCO image id, COCO category id), so references do not depend on the
 order of work, on sharding or on resuming. The detector gets all queries of one
@@ -42,7 +43,7 @@ from tqdm import tqdm
 from siamese_mrcnn.evaluation_results import (  # noqa: F401  (re-exported API)
     coco_ap, combine_splits, format_table, mean_and_ci, package_versions, score_runs,
     write_report)
-from siamese_mrcnn.references import sample_references
+from siamese_mrcnn.references import classes_after_resize, sample_references
 
 PARTIAL_FORMAT = "siamese_mrcnn.evaluation.partial/1"
 
@@ -63,6 +64,14 @@ class EvalMode:
         DETECTION_MIN_CONFIDENCE (0.7 in the original). The corrected mode uses 0.05
         so that AP integrates (almost) the whole precision-recall curve; build the
         model with DETECTION_MIN_CONFIDENCE <= this value.
+    resampling: how queries, references and masks are resampled ("faithful": the
+        original's scikit-image/SciPy calls; "corrected"): used for the reference
+        draws here, and required of the model's RESAMPLING by
+        :func:`make_model_detector`.
+    presence: which categories an image "contains" when only present ones are
+        queried: "resized" (the original: a non-crowd instance whose mask is
+        non-empty after the query-style resize with this mode's resampling) or
+        "annotations" (a non-crowd annotation).
     """
 
     name: str
@@ -70,11 +79,14 @@ class EvalMode:
     allow_reference_from_query: bool
     subtract_reference_mean: bool
     min_confidence: float = None
+    resampling: str = "corrected"
+    presence: str = "annotations"
 
     @classmethod
     def faithful(cls):
         return cls("faithful", query_absent_categories=False, allow_reference_from_query=True,
-                   subtract_reference_mean=False, min_confidence=None)
+                   subtract_reference_mean=False, min_confidence=None,
+                   resampling="faithful", presence="resized")
 
     @classmethod
     def corrected(cls):
@@ -100,7 +112,16 @@ class EvalMode:
 
 def make_model_detector(model, mode):
     """Adapt a ``SiameseMaskRCNN`` in inference mode to the detector interface, via
-    its shared-feature ``detect_multi`` and the mode's reference mean subtraction."""
+    its shared-feature ``detect_multi`` and the mode's reference mean subtraction.
+
+    Raises ValueError when the model's config contradicts the mode (its
+    RESAMPLING, or a DETECTION_MIN_CONFIDENCE above the mode's cut-off)."""
+    resampling = getattr(model.config, "RESAMPLING", "corrected")
+    if resampling != mode.resampling:
+        raise ValueError(f"mode {mode.name!r} resamples images and masks the "
+                         f"{mode.resampling} way, but the model has "
+                         f"RESAMPLING={resampling!r}; build it with "
+                         f"RESAMPLING={mode.resampling!r}")
     if mode.min_confidence is not None \
             and model.config.DETECTION_MIN_CONFIDENCE > mode.min_confidence:
         raise ValueError(f"mode {mode.name!r} keeps detections down to score "
@@ -287,7 +308,9 @@ def _class_groups(classes):
     return groups
 
 
-def _present_classes(dataset, image_id):
+def _present_classes(dataset, image_id, config, mode):
+    if mode.presence == "resized":
+        return set(classes_after_resize(dataset, image_id, config, mode.resampling))
     index = getattr(dataset, "image_category_index", None)
     if index:
         return {int(c) for c in index[image_id]}
@@ -350,7 +373,7 @@ def run_detections(dataset, detector, classes, config, runs=5, shots=1, mode=Non
             todo = [r for r in range(runs) if (r, image_id) not in partial.records]
             if not todo:
                 continue
-            present = _present_classes(dataset, image_id)
+            present = _present_classes(dataset, image_id, config, mode)
             queried = evaluated if mode.query_absent_categories \
                 else [c for c in evaluated if c in present]
             image = dataset.load_image(image_id) if queried else None
@@ -378,7 +401,7 @@ def _evaluate_image(dataset, detector, config, image, image_id, queried, run, sh
         category_id = dataset.coco_category_id(class_id)
         rng = reference_seed(seed, run, coco_image_id, category_id)
         refs, sources = sample_references(dataset, class_id, rng, config, shots,
-                                          exclude_image=exclude)
+                                          exclude_image=exclude, resampling=mode.resampling)
         reference_sets.append(refs)
         provenance.append({"class_id": int(class_id),
                            "sources": [s.to_dict() for s in sources]})

@@ -161,6 +161,40 @@ def _query_resize(image, config, rng, resampling):
     return utils.resize_image(image, **kwargs)
 
 
+def classes_after_resize(dataset, image_id, config, resampling=None):
+    """Class ids an image "contains" after the query-style resize, the original's way.
+
+    The original decided which categories to query in an image from the instances
+    its ground-truth loader kept: non-crowd instances whose mask is non-empty after
+    the image is resized (IMAGE_RESIZE_MODE, IMAGE_MIN_DIM, IMAGE_MAX_DIM,
+    IMAGE_MIN_SCALE; "crop" is taken as "square", nothing may be cut away). A tiny
+    instance can vanish in a down-scale, so its category is then not queried.
+
+    Args:
+        dataset: a prepared dataset (``load_mask`` or ``load_instances``).
+        image_id: internal image index.
+        config: the query resize settings; ``resampling`` None takes its RESAMPLING.
+    Returns:
+        ascending list of int class ids (> 0).
+    """
+    resampling = _resampling(config, resampling)
+    masks, class_ids, _ = _load_instances(dataset, image_id)
+    class_ids = np.asarray(class_ids).reshape(-1)
+    candidates = np.flatnonzero(class_ids > 0)
+    if len(candidates) == 0:
+        return []
+    masks = np.asarray(masks)
+    mode = "square" if config.IMAGE_RESIZE_MODE == "crop" else config.IMAGE_RESIZE_MODE
+    # Only the geometry (scale, padding) is needed, so a blank image stands in.
+    _, _, scale, padding, _ = utils.resize_image(
+        np.zeros(masks.shape[:2], np.uint8), min_dim=config.IMAGE_MIN_DIM,
+        max_dim=config.IMAGE_MAX_DIM, min_scale=config.IMAGE_MIN_SCALE, mode=mode)
+    resized = utils.resize_mask(masks[:, :, candidates], scale, padding,
+                                resampling=resampling)
+    alive = resized.reshape(-1, len(candidates)).any(axis=0)
+    return sorted({int(c) for c in class_ids[candidates[alive]]})
+
+
 def _reference_from_image(dataset, image_id, class_id, rng, config, resampling):
     """A reference of ``class_id`` from one image, or None if no instance survives
     the query-style resize."""
