@@ -67,13 +67,20 @@ def _add_dataset_options(parser, command):
                         "--coco-dir")
     if command == "train":
         coco = ("COCO in its standard layout (DIR/annotations/instances_train<YEAR>.json, "
-                "DIR/train<YEAR>/): trains on train<YEAR> minus its last 3000 images by "
-                "sorted image id and validates on those 3000")
+                "DIR/train<YEAR>/): trains on train<YEAR> minus its last 3000 images "
+                "(see --val-division) and validates on those 3000")
     else:
         coco = ("COCO in its standard layout (DIR/annotations/instances_val<YEAR>.json, "
                 "DIR/val<YEAR>/): evaluates on val<YEAR>")
     g.add_argument("--coco-dir", metavar="DIR", help=coco)
     g.add_argument("--year", default="2017", help="COCO year of --coco-dir (default 2017)")
+    if command == "train":
+        g.add_argument("--val-division", choices=("sorted", "original"), default="sorted",
+                       help="which 3000 train<YEAR> images --coco-dir holds out for "
+                            "validation: sorted (the last by image id, of all images) or "
+                            "original (the original project's: the last of the annotated "
+                            "images in Python set order, which is deterministic). Default "
+                            "sorted")
     g.add_argument("--annotations", metavar="FILE",
                    help="any COCO-format annotation file (instance masks as polygons or "
                         "RLE); its image file_names are relative to --images")

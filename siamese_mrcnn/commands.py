@@ -117,15 +117,17 @@ def _training_datasets(args, kind):
     if kind == "coco":
         # CocoDataset.load_coco(dir, "train_split") and (dir, "val_split"), with the
         # annotation file (450 MB for 2017) read and held once for both.
-        from siamese_mrcnn.coco import read_coco, split_train_val_ids
+        from siamese_mrcnn.coco import divide_train_val, read_coco
         annotation_file = os.path.join(args.coco_dir, "annotations",
                                        f"instances_train{args.year}.json")
         image_dir = os.path.join(args.coco_dir, f"train{args.year}")
         try:
             coco = read_coco(annotation_file)
-            train_ids, val_ids = split_train_val_ids(coco.getImgIds())
+            train_ids, val_ids = divide_train_val(coco, division=args.val_division)
         except (FileNotFoundError, ValueError) as e:
             raise CliError(f"--coco-dir: {e}") from None
+        print(f"train{args.year}: {len(train_ids)} training and {len(val_ids)} validation "
+              f"images ({args.val_division} division)")
         train = load_coco_dataset(lambda d: d.load_coco_file(coco, image_dir,
                                                              image_ids=train_ids))
         split = resolve_split(args, train)
