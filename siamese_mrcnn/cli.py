@@ -281,6 +281,13 @@ def _add_evaluate(sub):
                    help="evaluate only the first N images (by sorted image id)")
     g.add_argument("--seed", type=_non_negative_int, default=0,
                    help="seed of the reference draws (default 0)")
+    g.add_argument("--baseline", choices=("random-boxes", "wrong-reference"),
+                   help="score one of the paper's baselines instead of the model as it "
+                        "is: random-boxes (the model's detections moved to random places "
+                        "in the image, sizes kept: the original's random detections) or "
+                        "wrong-reference (each reference replaced by one of another "
+                        "evaluated class, as the demo's baseline). Their own draws are "
+                        "seeded by --seed + 7")
     g.add_argument("--output", metavar="FILE.json",
                    help="write a JSON report (table, per-run and per-class AP, config, "
                         "mode, seeds, package versions)")

@@ -237,12 +237,29 @@ def _finish_evaluation(args, summary, config, mode, weights):
     """Print the table and write the --output report."""
     from siamese_mrcnn.evaluation import format_table, write_report
     summary.setdefault("settings", {})["weights"] = weights
+    baseline = summary["settings"].get("baseline")
+    if baseline:
+        print(f"baseline {baseline['name']} (its draws seeded by {baseline['seed']}):")
     print(format_table(summary))
     if args.output:
         seeds = {"reference_seed": summary["settings"].get("seed"),
                  "runs": summary["settings"].get("runs")}
         write_report(args.output, summary, config, seeds, mode)
         print(f"wrote {args.output}")
+
+
+def _evaluation_baseline(args, split):
+    """The --baseline of an evaluation (None without one), seeded by --seed + 7."""
+    if not args.baseline:
+        return None
+    from siamese_mrcnn.baselines import BASELINE_SEED_OFFSET, make_baseline
+    evaluated = sorted({int(c) for ids in split.groups.values() for c in ids})
+    try:
+        baseline = make_baseline(args.baseline, evaluated, args.seed + BASELINE_SEED_OFFSET)
+    except ValueError as e:
+        raise CliError(f"--baseline {args.baseline}: {e}") from None
+    print(f"baseline {baseline.name}: {baseline.note}")
+    return baseline
 
 
 def run_evaluate(args):
@@ -287,13 +304,14 @@ def run_evaluate(args):
         print(f"configuration (from {origin} and the flags):")
         config.display()
         from siamese_mrcnn.evaluation import evaluate_one_shot, make_model_detector
+        baseline = _evaluation_baseline(args, split)
         model = _inference_model(config, args.logs, weights_path)
         try:
             result = evaluate_one_shot(
                 dataset, make_model_detector(model, mode), split, config, runs=args.runs,
                 shots=int(config.NUM_TARGETS), mode=mode, seed=args.seed, limit=args.limit,
                 shard=args.shard, num_shards=args.num_shards, partial_path=args.partial,
-                progress=sys.stderr.isatty())
+                progress=sys.stderr.isatty(), baseline=baseline)
         except ValueError as e:
             if args.partial and str(e).startswith(str(args.partial)):
                 raise CliError(f"--partial: {e}") from None  # written with other settings

@@ -319,7 +319,8 @@ def _present_classes(dataset, image_id, config, mode):
 
 
 def run_detections(dataset, detector, classes, config, runs=5, shots=1, mode=None, seed=0,
-                   limit=None, shard=0, num_shards=1, partial_path=None, progress=True):
+                   limit=None, shard=0, num_shards=1, partial_path=None, progress=True,
+                   baseline=None):
     """Run the detector over (this shard of) the evaluation; returns :class:`EvalPartial`.
 
     See :func:`evaluate_one_shot` for the arguments. With ``partial_path`` every
@@ -347,7 +348,8 @@ def run_detections(dataset, detector, classes, config, runs=5, shots=1, mode=Non
                 "mode": mode.to_dict(), "classes": groups,
                 "split": getattr(classes, "name", None), "limit": limit,
                 "image_ids": image_ids, "coco_image_ids_sha1": _settings_digest(coco_ids),
-                "shard": int(shard), "num_shards": int(num_shards)}
+                "shard": int(shard), "num_shards": int(num_shards),
+                "baseline": None if baseline is None else baseline.settings()}
     partial = EvalPartial(settings=settings)
     if partial_path is not None:
         header, good = None, 0
@@ -379,7 +381,7 @@ def run_detections(dataset, detector, classes, config, runs=5, shots=1, mode=Non
             image = dataset.load_image(image_id) if queried else None
             for run in todo:
                 record = _evaluate_image(dataset, detector, config, image, image_id, queried,
-                                         run, shots, mode, seed)
+                                         run, shots, mode, seed, baseline)
                 partial.records[(run, image_id)] = record
                 if partial_path is not None:
                     _append_line(partial_path, dict(run=run, image=image_id, **record))
@@ -390,7 +392,7 @@ def run_detections(dataset, detector, classes, config, runs=5, shots=1, mode=Non
 
 
 def _evaluate_image(dataset, detector, config, image, image_id, queried, run, shots, mode,
-                    seed):
+                    seed, baseline=None):
     """Detections (COCO results) and reference provenance of one (run, image)."""
     if not queried:
         return {"results": [], "references": []}
@@ -405,10 +407,17 @@ def _evaluate_image(dataset, detector, config, image, image_id, queried, run, sh
         reference_sets.append(refs)
         provenance.append({"class_id": int(class_id),
                            "sources": [s.to_dict() for s in sources]})
+    if baseline is not None:
+        reference_sets, provenance = baseline.replace_references(
+            dataset, config, mode, image, image_id, queried, run, shots, reference_sets,
+            provenance)
     outputs = detector(image, reference_sets)
     if len(outputs) != len(queried):
         raise ValueError(f"image {coco_image_id}: the detector returned {len(outputs)} "
                          f"results for {len(queried)} queried categories")
+    if baseline is not None:
+        outputs = baseline.replace_detections(dataset, config, mode, image, image_id,
+                                              queried, run, outputs)
     results = []
     for class_id, output in zip(queried, outputs):
         results += detections_to_coco(output, coco_image_id, dataset.coco_category_id(class_id),
@@ -445,12 +454,14 @@ def summarize(dataset, partial):
     summary = score_runs(dataset.coco, run_results, coco_ids, groups, names)
     summary["settings"] = {k: settings[k] for k in ("runs", "shots", "seed", "mode", "split",
                                                     "classes", "limit")}
+    summary["settings"]["baseline"] = settings.get("baseline")
     summary["settings"]["num_images"] = len(image_ids)
     return summary
 
 
 def evaluate_one_shot(dataset, detector, classes, config, runs=5, shots=1, mode=None, seed=0,
-                      limit=None, shard=0, num_shards=1, partial_path=None, progress=True):
+                      limit=None, shard=0, num_shards=1, partial_path=None, progress=True,
+                      baseline=None):
     """Evaluate a one-shot detector on a prepared ``CocoDataset`` (SPEC section 5).
 
     Args:
@@ -466,6 +477,9 @@ def evaluate_one_shot(dataset, detector, classes, config, runs=5, shots=1, mode=
         shard, num_shards: evaluate only images at positions p with p % num_shards == shard.
         partial_path: JSON Lines file for resumable partial results.
         progress: show a tqdm progress bar.
+        baseline: None, or a :class:`siamese_mrcnn.baselines.Baseline` that replaces
+            the references or the detections of every query (the paper's
+            baselines); recorded in the settings.
     Returns:
         with num_shards == 1 the summary (see :func:`summarize`); with several shards
         this shard's :class:`EvalPartial` (score with ``summarize(dataset,
@@ -474,7 +488,7 @@ def evaluate_one_shot(dataset, detector, classes, config, runs=5, shots=1, mode=
     partial = run_detections(dataset, detector, classes, config, runs=runs, shots=shots,
                              mode=mode, seed=seed, limit=limit, shard=shard,
                              num_shards=num_shards, partial_path=partial_path,
-                             progress=progress)
+                             progress=progress, baseline=baseline)
     if num_shards > 1:
         return partial
     return summarize(dataset, partial)

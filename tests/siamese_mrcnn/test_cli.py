@@ -299,6 +299,27 @@ def test_evaluate_reports_seen_and_unseen(trained_run, evaluated):
     assert sum(len(r["results"]) for r in records.values()) > 0  # near-random heads detect
 
 
+@pytest.mark.parametrize("baseline", ["wrong-reference", "random-boxes"])
+def test_evaluate_a_paper_baseline(trained_run, tiny_coco, tmp_path, capsys, baseline):
+    logs, _ = trained_run
+    out, partial = str(tmp_path / "baseline.json"), str(tmp_path / "baseline.jsonl")
+    assert main(["evaluate", *data_flags(tiny_coco), "--weights", "last", "--logs", logs,
+                 *EVAL_FLAGS, "--seed", "2", "--baseline", baseline, "--output", out,
+                 "--partial", partial]) == 0
+    printed = capsys.readouterr().out
+    assert f"baseline {baseline} (its draws seeded by 9):" in printed
+    with open(out) as f:
+        settings = json.load(f)["summary"]["settings"]
+    assert settings["baseline"]["name"] == baseline and settings["baseline"]["seed"] == 9
+    records = read_records(partial)
+    assert sorted(records) == [(0, 0), (0, 1), (0, 2)]
+    refs = [ref for r in records.values() for ref in r["references"]]
+    if baseline == "wrong-reference":
+        assert refs and all(ref["reference_class_id"] != ref["class_id"] for ref in refs)
+    else:
+        assert refs and all("reference_class_id" not in ref for ref in refs)
+
+
 def test_sharded_evaluation_merges_to_the_single_process_result(
         trained_run, evaluated, tiny_coco, tmp_path, capsys):
     logs, _ = trained_run
