@@ -260,7 +260,9 @@ def _add_evaluate(sub):
         description="Evaluate one-shot: for every image and every evaluated class (only "
                     "those present, in faithful mode), draw a reference of the class, "
                     "detect, and score all runs with COCOeval (bbox and segm). Prints "
-                    "mean +- 1.96 std / sqrt(runs) in percent.")
+                    "mean +- 1.96 std / sqrt(runs) in percent: AP and AP50, then the full "
+                    "COCO summary (AP75, APs/m/l, AR1/10/100, ARs/m/l). --combine joins "
+                    "the four splits' reports into the paper's table.")
     _add_dataset_options(p, "evaluate")
     _add_split_options(p, "evaluate")
     _add_config_options(p, "evaluate")
@@ -304,6 +306,13 @@ def _add_evaluate(sub):
     g.add_argument("--merge", nargs="+", metavar="PARTIAL",
                    help="score the --partial files of all shards together (needs the "
                         "dataset, not --weights) instead of detecting")
+    g = p.add_argument_group("the paper's table")
+    g.add_argument("--combine", nargs="+", metavar="REPORT",
+                   help="combine the --output reports of the four splits (same mode, "
+                        "shots and runs) into the paper's table: each run's AP averaged "
+                        "over the splits, then mean +- 1.96 std / sqrt(runs) over the runs, "
+                        "for seen/unseen x det/segm x AP/AP50 and the full COCO summary. "
+                        "Needs neither dataset nor weights; --output writes the result")
     p.set_defaults(command="evaluate")
 
 

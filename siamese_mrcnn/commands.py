@@ -234,13 +234,16 @@ def _evaluation_dataset(args, kind):
 
 
 def _finish_evaluation(args, summary, config, mode, weights):
-    """Print the table and write the --output report."""
+    """Print the tables and write the --output report."""
     from siamese_mrcnn.evaluation import format_table, write_report
+    from siamese_mrcnn.evaluation_results import COCO_METRICS
     summary.setdefault("settings", {})["weights"] = weights
     baseline = summary["settings"].get("baseline")
     if baseline:
         print(f"baseline {baseline['name']} (its draws seeded by {baseline['seed']}):")
     print(format_table(summary))
+    print("\nfull COCO summary (percent):")
+    print(format_table(summary, COCO_METRICS))
     if args.output:
         seeds = {"reference_seed": summary["settings"].get("seed"),
                  "runs": summary["settings"].get("runs")}
@@ -262,8 +265,45 @@ def _evaluation_baseline(args, split):
     return baseline
 
 
+def _combine_reports(args):
+    """--combine: the paper's table from the per-split reports."""
+    from siamese_mrcnn.evaluation_results import (COCO_METRICS, combine_reports,
+                                                  format_paper_table, format_table,
+                                                  write_report)
+    reports = []
+    for path in args.combine:
+        try:
+            with open(path, encoding="utf-8") as f:
+                reports.append(json.load(f))
+        except FileNotFoundError:
+            raise CliError(f"--combine: report not found: {path}") from None
+        except (OSError, ValueError) as e:
+            raise CliError(f"--combine: {path} is not a JSON report: {e}") from None
+    try:
+        combined = combine_reports(reports, args.combine)
+    except ValueError as e:
+        raise CliError(f"--combine: {e}") from None
+    settings = combined["settings"]
+    mode = settings["mode"] or {}
+    print(f"{len(reports)} split(s) {settings['splits']}, {settings['runs']} run(s), "
+          f"{settings['shots']}-shot, {mode.get('name')} mode"
+          + (f", baseline {settings['baseline']['name']}" if settings["baseline"] else "")
+          + "; each run averaged over the splits, then mean ± 1.96 std / sqrt(runs):")
+    paper = format_paper_table(combined)
+    print(paper)
+    print("\nfull COCO summary (percent):")
+    print(format_table(combined, COCO_METRICS))
+    if args.output:
+        write_report(args.output, combined, None, {"runs": settings["runs"]}, mode,
+                     extra={"paper_table": paper.splitlines()})
+        print(f"wrote {args.output}")
+
+
 def run_evaluate(args):
     from siamese_mrcnn.evaluation import EvalMode, merge_partials, summarize
+    if args.combine:
+        _combine_reports(args)
+        return
     kind = dataset_kind(args)
     if args.merge:
         for path in args.merge:

@@ -72,6 +72,9 @@ class EvalMode:
         queried: "resized" (the original: a non-crowd instance whose mask is
         non-empty after the query-style resize with this mode's resampling) or
         "annotations" (a non-crowd annotation).
+    segm_areas: the detection areas segm scoring sorts into small/medium/large
+        ("box": the original's, whose results carried boxes; "mask"). AP and AP50
+        do not depend on it.
     """
 
     name: str
@@ -81,12 +84,13 @@ class EvalMode:
     min_confidence: float = None
     resampling: str = "corrected"
     presence: str = "annotations"
+    segm_areas: str = "mask"
 
     @classmethod
     def faithful(cls):
         return cls("faithful", query_absent_categories=False, allow_reference_from_query=True,
                    subtract_reference_mean=False, min_confidence=None,
-                   resampling="faithful", presence="resized")
+                   resampling="faithful", presence="resized", segm_areas="box")
 
     @classmethod
     def corrected(cls):
@@ -451,7 +455,8 @@ def summarize(dataset, partial):
     # Pooled in image order, so shards merged and one process give identical input.
     run_results = [[r for img in image_ids for r in partial.records[(run, img)]["results"]]
                    for run in range(settings["runs"])]
-    summary = score_runs(dataset.coco, run_results, coco_ids, groups, names)
+    segm_areas = settings["mode"].get("segm_areas", "mask")
+    summary = score_runs(dataset.coco, run_results, coco_ids, groups, names, segm_areas)
     summary["settings"] = {k: settings[k] for k in ("runs", "shots", "seed", "mode", "split",
                                                     "classes", "limit")}
     summary["settings"]["baseline"] = settings.get("baseline")

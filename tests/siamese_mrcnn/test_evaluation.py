@@ -110,8 +110,10 @@ def test_ground_truth_as_detections_scores_one(tiny_dataset, tiny_coco, tiny_con
     assert summary["settings"]["num_images"] == 8
 
 
-def _direct_cocoeval(annotation_file, raw, iou_type, cat_ids):
-    """pycocotools called directly on results converted here from the raw outputs."""
+def _direct_cocoeval(annotation_file, raw, iou_type, cat_ids, with_boxes=True):
+    """pycocotools called directly on results converted here from the raw outputs
+    (with boxes and masks, as the original passed them; ``with_boxes=False``: masks
+    only for segm)."""
     results = []
     for coco_id, cat, rois, scores, masks in raw:
         for n in range(len(rois)):
@@ -119,6 +121,8 @@ def _direct_cocoeval(annotation_file, raw, iou_type, cat_ids):
             rle = mask_utils.encode(np.asfortranarray(masks[:, :, n].astype(np.uint8)))
             results.append({"image_id": coco_id, "category_id": cat, "score": float(scores[n]),
                             "bbox": [x1, y1, x2 - x1, y2 - y1], "segmentation": rle})
+            if not with_boxes and iou_type == "segm":
+                del results[-1]["bbox"]
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(annotation_file)
         evaluator = COCOeval(gt, gt.loadRes(results), iou_type)
@@ -127,20 +131,34 @@ def _direct_cocoeval(annotation_file, raw, iou_type, cat_ids):
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    return evaluator.stats[0], evaluator.stats[1]
+    return evaluator.stats  # AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl
 
 
 def test_perturbed_detections_equal_direct_cocoeval(tiny_dataset, tiny_coco, tiny_config):
+    from siamese_mrcnn.evaluation_results import COCO_METRICS
     detector = TruthDetector(tiny_coco, perturb=True)
-    summary = _evaluate(tiny_dataset, tiny_config, detector, runs=1)
+    summary = _evaluate(tiny_dataset, tiny_config, detector, runs=1)  # faithful
     run = summary["per_run"][0]
+    corrected = TruthDetector(tiny_coco, perturb=True)
+    corrected_run = _evaluate(tiny_dataset, tiny_config, corrected, runs=1,
+                              mode=EvalMode.corrected())["per_run"][0]
     for group, cat_ids in COCO_GROUPS.items():
+        # Corrected segm scoring sorts detections into area ranges by mask area.
+        stats = _direct_cocoeval(tiny_coco["annotation_file"], corrected.raw, "segm",
+                                 cat_ids, with_boxes=False)
+        for metric, expected in zip(COCO_METRICS, stats):
+            ours = corrected_run[group]["segm"][metric]
+            assert (ours if ours is not None else -1) == expected, (group, metric)
         for iou_type in ("bbox", "segm"):
-            ap, ap50 = _direct_cocoeval(tiny_coco["annotation_file"], detector.raw, iou_type,
-                                        cat_ids)
-            assert run[group][iou_type]["AP"] == ap
-            assert run[group][iou_type]["AP50"] == ap50
-            assert 0.0 < ap < 1.0
+            stats = _direct_cocoeval(tiny_coco["annotation_file"], detector.raw, iou_type,
+                                     cat_ids)
+            for metric, expected in zip(COCO_METRICS, stats):
+                # COCOeval.summarize prints -1 where we give None (no such objects).
+                ours = run[group][iou_type][metric]
+                assert (ours if ours is not None else -1) == expected, (group, iou_type, metric)
+            assert 0.0 < run[group][iou_type]["AP"] < 1.0
+            # Up to 13 false positives per query: recall with 1, 10, 100 detections.
+            assert run[group][iou_type]["AR1"] <= run[group][iou_type]["AR100"]
 
 
 def test_runs_mean_and_interval(tiny_dataset, tiny_coco, tiny_config):
