@@ -80,12 +80,31 @@ def _weights_error(path, error):
 
 
 def _load_inference_weights(model, path):
-    """All layers from ``path``, strictly (a layer missing or of another shape fails)."""
+    """All layers from ``path``, strictly: every model layer (and every weight inside
+    nested groups) matched by name, with the right shapes; file layers the model
+    does not use are named in a warning."""
     from mrcnn.weights import WeightFileError
     try:
-        model.load_weights(path, by_name=False)
+        report = model.load_weights(path, by_name=True)
     except (FileNotFoundError, WeightFileError, ValueError) as e:
         raise _weights_error(path, e) from None
+    check_names_matched(report, path)
+
+
+def check_names_matched(report, path):
+    """CliError unless every model layer and weight was matched by name (a
+    :class:`mrcnn.weights.LoadReport`); print the file layers left unused."""
+    if report.missing:
+        raise CliError(f"cannot load weights: {path} has no weights for model layer(s) "
+                       f"{', '.join(report.missing)}"
+                       + (f"; file layers not loaded: {', '.join(report.unused)}"
+                          if report.unused else ""))
+    if report.by_order:
+        raise CliError(f"cannot load weights: {path}: names that match nothing in the "
+                       f"model (would pair by position): {'; '.join(report.by_order)}")
+    if report.unused:
+        print(f"warning: {path}: file layer(s) not used by the model: "
+              f"{', '.join(report.unused)}")
 
 
 def _inference_model(config, logs, path):
@@ -174,6 +193,9 @@ def _load_training_weights(model, kind, path, exclude):
     print(f"loaded {len(report.loaded)} layers from {path}"
           + (f"; randomly initialised: {', '.join(report.missing)}"
              if report.missing and kind != "imagenet" else ""))
+    if report.by_order:
+        print(f"warning: {path}: paired by position, the names differ: "
+              f"{'; '.join(report.by_order)}")
 
 
 def run_train(args):

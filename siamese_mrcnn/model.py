@@ -21,6 +21,8 @@ backbone and FPN run once for several reference sets (``detect_multi``):
 """
 
 import logging
+import os
+import re
 
 import keras
 import numpy as np
@@ -43,6 +45,20 @@ class SiameseMaskRCNN(MaskRCNN):
     """
 
     CHECKPOINT_TEMPLATE = "siamese_mrcnn_{epoch:04d}.h5"
+    # The original project's checkpoints: siamese_mrcnn_0120.h5, and its released
+    # large_siamese_mrcnn_coco_i1_0160.h5; the last four digits are the epoch.
+    ORIGINAL_CHECKPOINT = re.compile(r"\w*siamese_mrcnn\w*?_(\d{4})\.h5")
+
+    def set_log_dir(self, model_path=None):
+        """:meth:`mrcnn.model.MaskRCNN.set_log_dir`; besides, a checkpoint of the
+        original project (named ``...siamese_mrcnn..._NNNN.h5``, in any folder) sets
+        the epoch to NNNN, as the original's loader read it, so training continues
+        after it (in a new run folder unless the checkpoint is in one)."""
+        super().set_log_dir(model_path)
+        if model_path and not self.epoch:
+            match = self.ORIGINAL_CHECKPOINT.fullmatch(os.path.basename(str(model_path)))
+            if match:
+                self.epoch = int(match.group(1))
 
     # ------------------------------------------------------------ assembly overrides
     def build_inputs(self):
