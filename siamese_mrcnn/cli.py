@@ -198,18 +198,24 @@ def _add_weights_options(parser, command):
                             "the path of a legacy HDF5 weights file (ours, the original "
                             "project's or Matterport's; layers matched by name; a "
                             "checkpoint inside a run folder continues that run, like "
-                            "last). Default imagenet")
+                            "last, and one named like the original's, "
+                            "siamese_mrcnn_0120.h5, continues after its epoch). Default "
+                            "imagenet")
         g.add_argument("--imagenet-weights", metavar="PATH",
-                       help="backbone file for --weights imagenet, written by "
-                            "scripts/convert_imagenet_weights.py (nothing is downloaded)")
+                       help="backbone file for --weights imagenet: written by "
+                            "scripts/convert_imagenet_weights.py, or the original "
+                            "project's imagenet-687 / 771 file (a whole-model Keras 2 file "
+                            "around a nested resnet_model). Nothing is downloaded")
         g.add_argument("--exclude", metavar="LAYER,LAYER",
                        help="top-level layer names not to load from --weights (e.g. heads of a "
                             "model with other classes)")
     else:
         g.add_argument("--weights", required=required, metavar="{last,PATH}",
                        help="trained weights: 'last' (the newest checkpoint of --name "
-                            "under --logs) or the path of a legacy HDF5 weights file. All "
-                            "of the model's layers must be in the file with matching shapes"
+                            "under --logs) or the path of a legacy HDF5 weights file (ours, "
+                            "the original project's or Keras 2's). Every layer of the model "
+                            "must be in the file under its name, with matching shapes; file "
+                            "layers the model lacks are named in a warning"
                             + ("" if required else " (required unless --merge)"))
     g.add_argument("--logs", default="logs", metavar="DIR",
                    help="model_dir: training writes DIR/<name><YYYYmmddTHHMM>/ with "

@@ -193,6 +193,9 @@ def _load_training_weights(model, kind, path, exclude):
     print(f"loaded {len(report.loaded)} layers from {path}"
           + (f"; randomly initialised: {', '.join(report.missing)}"
              if report.missing and kind != "imagenet" else ""))
+    if report.unused:
+        print(f"not loaded from {path} (no such layer in the model): "
+              f"{', '.join(report.unused)}")
     if report.by_order:
         print(f"warning: {path}: paired by position, the names differ: "
               f"{'; '.join(report.by_order)}")

@@ -221,7 +221,9 @@ def test_imagenet_backbone_file_loads_as_imagenet_and_as_a_weights_file(siamese,
     # --weights imagenet --imagenet-weights FILE: into resnet_model.
     zero_weights([resnet])
     _load_training_weights(siamese, "imagenet", path, None)
-    assert "loaded 1 layers" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "loaded 1 layers" in printed
+    assert f"not loaded from {path} (no such layer in the model): fc" in printed
     assert assert_fixture_values([resnet]) == 318
     # --weights FILE: the file's resnet_model group matches the model's by name; the
     # rest of the model is left as it is (random in training).
@@ -231,6 +233,7 @@ def test_imagenet_backbone_file_loads_as_imagenet_and_as_a_weights_file(siamese,
     _load_training_weights(siamese, "path", path, None)
     printed = capsys.readouterr().out
     assert "randomly initialised: fpn_model, fpn_distance_P2" in printed
+    assert f"not loaded from {path} (no such layer in the model): fc" in printed
     assert assert_fixture_values([resnet]) == 318
     assert np.all(marker.numpy() == 0.25)
     report = weights_io.load_weights(siamese.keras_model, path, by_name=True)
