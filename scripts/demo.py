@@ -23,8 +23,10 @@ downloads):
    seen and the unseen categories.
 4. The baseline: the same model and protocol, but each query's reference replaced by
    one of a *different* category, drawn uniformly from the other evaluated
-   categories (:class:`RandomReferenceDetector`). A model that only detected
-   "objects" would score the same with both; the gap is what the reference adds.
+   categories (:class:`siamese_mrcnn.baselines.WrongReference`, also
+   ``siamese-mrcnn evaluate --baseline wrong-reference``). A model that only
+   detected "objects" would score the same with both; the gap is what the
+   reference adds.
 5. Prints both tables and the key comparison (unseen AP50, true vs random
    reference), writes ``results.json`` (``write_report``) and two figures
    (reference | query with predicted masks) for a seen and an unseen category.
@@ -39,7 +41,6 @@ import math
 import os
 import sys
 import time
-import zlib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
@@ -52,11 +53,8 @@ import numpy as np  # noqa: E402
 from mrcnn.backends import BACKENDS, select_backend  # noqa: E402
 from siamese_mrcnn.config import SiameseConfig  # noqa: E402
 
-RANDOM_REFERENCE_NOTE = (
-    "random reference: each query's reference is replaced by one of a different "
-    "category, drawn uniformly from the other evaluated categories (seen and unseen) "
-    "with a generator seeded by (seed, query image, call); the reference image is "
-    "drawn by the usual reference rule from any evaluation image")
+from siamese_mrcnn.baselines import BASELINE_SEED_OFFSET  # noqa: E402
+from siamese_mrcnn.baselines import WRONG_REFERENCE_NOTE as RANDOM_REFERENCE_NOTE  # noqa: E402
 
 
 class DemoConfig(SiameseConfig):
@@ -320,52 +318,9 @@ def train_model(args, config, train, seen):
 
 
 # ---------------------------------------------------------------------- evaluation
-class RandomReferenceDetector:
-    """The baseline detector: the same model, fed references of a wrong category.
-
-    Wraps a detector of :mod:`siamese_mrcnn.evaluation`'s interface. In the corrected
-    mode every evaluated category is queried in every image, in ascending class id
-    order, so query ``q`` of a call is category ``evaluated[q]``; its references are
-    replaced by ``shots`` references of a category drawn uniformly from the other
-    evaluated ones (see RANDOM_REFERENCE_NOTE).
-    """
-
-    def __init__(self, detector, dataset, evaluated, config, shots, seed):
-        self.detector = detector
-        self.dataset = dataset
-        self.evaluated = sorted(int(c) for c in evaluated)
-        if len(self.evaluated) < 2:
-            raise ValueError("a random wrong-category reference needs at least 2 evaluated "
-                             "categories")
-        self.config = config
-        self.shots = int(shots)
-        self.seed = int(seed)
-        self._calls = {}
-        self.last_wrong_categories = None  # the categories used in the latest call
-
-    def __call__(self, image, references):
-        from siamese_mrcnn.references import sample_references
-        if len(references) != len(self.evaluated):
-            raise ValueError(f"RandomReferenceDetector expects one query per evaluated "
-                             f"category ({len(self.evaluated)}, the corrected mode), got "
-                             f"{len(references)}")
-        key = zlib.crc32(np.ascontiguousarray(image).tobytes())
-        call = self._calls.get(key, 0)
-        self._calls[key] = call + 1
-        rng = np.random.default_rng([self.seed, key, call])
-        swapped, wrong_categories = [], []
-        for class_id in self.evaluated:
-            others = [c for c in self.evaluated if c != class_id]
-            wrong = others[int(rng.integers(len(others)))]
-            refs, _ = sample_references(self.dataset, wrong, rng, self.config, self.shots)
-            swapped.append(refs)
-            wrong_categories.append(wrong)
-        self.last_wrong_categories = wrong_categories
-        return self.detector(image, swapped)
-
-
 def evaluate(args, config, checkpoint, evaluation, seen, unseen):
     """(true-reference summary, random-reference summary, inference model)."""
+    from siamese_mrcnn.baselines import WrongReference
     from siamese_mrcnn.evaluation import EvalMode, evaluate_one_shot, make_model_detector
     from siamese_mrcnn.model import SiameseMaskRCNN
 
@@ -383,9 +338,9 @@ def evaluate(args, config, checkpoint, evaluation, seen, unseen):
           f"categories (corrected mode), true references")
     true_summary = evaluate_one_shot(evaluation, detector, classes, config, **common)
     print("the same with random wrong-category references")
-    baseline = RandomReferenceDetector(detector, evaluation, seen + unseen, config,
-                                       shots=1, seed=args.seed + 7)
-    random_summary = evaluate_one_shot(evaluation, baseline, classes, config, **common)
+    baseline = WrongReference(seen + unseen, seed=args.seed + BASELINE_SEED_OFFSET)
+    random_summary = evaluate_one_shot(evaluation, detector, classes, config,
+                                       baseline=baseline, **common)
     return true_summary, random_summary, model
 
 
@@ -563,7 +518,7 @@ def main(argv=None):
             title=f"{group} categories: reference | query with predicted masks"))
     results = os.path.join(args.output_dir, "results.json")
     seeds = {"seed": args.seed, "reference_seed": args.seed,
-             "random_reference_seed": args.seed + 7, "runs": args.runs}
+             "random_reference_seed": args.seed + BASELINE_SEED_OFFSET, "runs": args.runs}
     write_report(results, summary, config, seeds, EvalMode.corrected())
     wall = time.monotonic() - wall_start
     print(f"\ndone in {wall / 60:.1f} min")

@@ -68,13 +68,20 @@ def _add_dataset_options(parser, command):
                         "--coco-dir")
     if command == "train":
         coco = ("COCO in its standard layout (DIR/annotations/instances_train<YEAR>.json, "
-                "DIR/train<YEAR>/): trains on train<YEAR> minus its last 3000 images by "
-                "sorted image id and validates on those 3000")
+                "DIR/train<YEAR>/): trains on train<YEAR> minus its last 3000 images "
+                "(see --val-division) and validates on those 3000")
     else:
         coco = ("COCO in its standard layout (DIR/annotations/instances_val<YEAR>.json, "
                 "DIR/val<YEAR>/): evaluates on val<YEAR>")
     g.add_argument("--coco-dir", metavar="DIR", help=coco)
     g.add_argument("--year", default="2017", help="COCO year of --coco-dir (default 2017)")
+    if command == "train":
+        g.add_argument("--val-division", choices=("sorted", "original"), default="sorted",
+                       help="which 3000 train<YEAR> images --coco-dir holds out for "
+                            "validation: sorted (the last by image id, of all images) or "
+                            "original (the original project's: the last of the annotated "
+                            "images in Python set order, which is deterministic). Default "
+                            "sorted")
     g.add_argument("--annotations", metavar="FILE",
                    help="any COCO-format annotation file (instance masks as polygons or "
                         "RLE); its image file_names are relative to --images")
@@ -133,7 +140,8 @@ def _add_config_options(parser, command):
         "run saved beside it; else 'small'. The flags below override it, --set last; "
         "what the command fixes itself ("
         + {"train": "GPU_COUNT = replicas, LEARNING_RATE = the base lr",
-           "evaluate": "GPU_COUNT = 1, the DETECTION_MIN_CONFIDENCE of --mode corrected",
+           "evaluate": "GPU_COUNT = 1, RESAMPLING = --mode, the DETECTION_MIN_CONFIDENCE "
+                       "of --mode corrected",
            "detect": "GPU_COUNT = IMAGES_PER_GPU = 1, NUM_TARGETS = number of "
                      "references"}[command]
         + ") wins over both. The effective configuration is printed.")
@@ -191,18 +199,24 @@ def _add_weights_options(parser, command):
                             "the path of a legacy HDF5 weights file (ours, the original "
                             "project's or Matterport's; layers matched by name; a "
                             "checkpoint inside a run folder continues that run, like "
-                            "last). Default imagenet")
+                            "last, and one named like the original's, "
+                            "siamese_mrcnn_0120.h5, continues after its epoch). Default "
+                            "imagenet")
         g.add_argument("--imagenet-weights", metavar="PATH",
-                       help="backbone file for --weights imagenet, written by "
-                            "scripts/convert_imagenet_weights.py (nothing is downloaded)")
+                       help="backbone file for --weights imagenet: written by "
+                            "scripts/convert_imagenet_weights.py, or the original "
+                            "project's imagenet-687 / 771 file (a whole-model Keras 2 file "
+                            "around a nested resnet_model). Nothing is downloaded")
         g.add_argument("--exclude", metavar="LAYER,LAYER",
                        help="top-level layer names not to load from --weights (e.g. heads of a "
                             "model with other classes)")
     else:
         g.add_argument("--weights", required=required, metavar="{last,PATH}",
                        help="trained weights: 'last' (the newest checkpoint of --name "
-                            "under --logs) or the path of a legacy HDF5 weights file. All "
-                            "of the model's layers must be in the file with matching shapes"
+                            "under --logs) or the path of a legacy HDF5 weights file (ours, "
+                            "the original project's or Keras 2's). Every layer of the model "
+                            "must be in the file under its name, with matching shapes; file "
+                            "layers the model lacks are named in a warning"
                             + ("" if required else " (required unless --merge)"))
     g.add_argument("--logs", default="logs", metavar="DIR",
                    help="model_dir: training writes DIR/<name><YYYYmmddTHHMM>/ with "
@@ -255,7 +269,9 @@ def _add_evaluate(sub):
         description="Evaluate one-shot: for every image and every evaluated class (only "
                     "those present, in faithful mode), draw a reference of the class, "
                     "detect, and score all runs with COCOeval (bbox and segm). Prints "
-                    "mean +- 1.96 std / sqrt(runs) in percent.")
+                    "mean +- 1.96 std / sqrt(runs) in percent: AP and AP50, then the full "
+                    "COCO summary (AP75, APs/m/l, AR1/10/100, ARs/m/l). --combine joins "
+                    "the four splits' reports into the paper's table.")
     _add_dataset_options(p, "evaluate")
     _add_split_options(p, "evaluate")
     _add_config_options(p, "evaluate")
@@ -264,16 +280,25 @@ def _add_evaluate(sub):
     g.add_argument("--runs", type=_positive_int, default=5,
                    help="repetitions with freshly drawn references (default 5, the paper's)")
     g.add_argument("--mode", choices=("faithful", "corrected"), default="faithful",
-                   help="faithful: the original protocol (present classes only, reference "
-                        "may come from the query image, references not mean-subtracted, "
-                        "detections below DETECTION_MIN_CONFIDENCE dropped). corrected: "
-                        "every evaluated class queried in every image, references from "
-                        "other images only and mean-subtracted, scores down to 0.05 kept. "
+                   help="faithful: the original protocol (only classes present after the "
+                        "resize are queried, reference may come from the query image, "
+                        "references not mean-subtracted, detections below "
+                        "DETECTION_MIN_CONFIDENCE dropped, the original's scikit-image "
+                        "resampling: RESAMPLING=faithful). corrected: every evaluated class "
+                        "queried in every image, references from other images only and "
+                        "mean-subtracted, scores down to 0.05 kept, RESAMPLING=corrected. "
                         "Default faithful")
     g.add_argument("--limit", type=_positive_int, metavar="N",
                    help="evaluate only the first N images (by sorted image id)")
     g.add_argument("--seed", type=_non_negative_int, default=0,
                    help="seed of the reference draws (default 0)")
+    g.add_argument("--baseline", choices=("random-boxes", "wrong-reference"),
+                   help="score one of the paper's baselines instead of the model as it "
+                        "is: random-boxes (the model's detections moved to random places "
+                        "in the image, sizes kept: the original's random detections) or "
+                        "wrong-reference (each reference replaced by one of another "
+                        "evaluated class, as the demo's baseline). Their own draws are "
+                        "seeded by --seed + 7")
     g.add_argument("--output", metavar="FILE.json",
                    help="write a JSON report (table, per-run and per-class AP, config, "
                         "mode, seeds, package versions)")
@@ -290,6 +315,13 @@ def _add_evaluate(sub):
     g.add_argument("--merge", nargs="+", metavar="PARTIAL",
                    help="score the --partial files of all shards together (needs the "
                         "dataset, not --weights) instead of detecting")
+    g = p.add_argument_group("the paper's table")
+    g.add_argument("--combine", nargs="+", metavar="REPORT",
+                   help="combine the --output reports of the four splits (same mode, "
+                        "shots and runs) into the paper's table: each run's AP averaged "
+                        "over the splits, then mean +- 1.96 std / sqrt(runs) over the runs, "
+                        "for seen/unseen x det/segm x AP/AP50 and the full COCO summary. "
+                        "Needs neither dataset nor weights; --output writes the result")
     p.set_defaults(command="evaluate")
 
 

@@ -34,26 +34,69 @@ from mrcnn import utils
 
 # Subsets whose images live in the val{year} folder (Detectron / Matterport names).
 _VAL_IMAGE_SUBSETS = ("minival", "valminusminival")
-# Subsets cut out of train{year}: all but its last ``validation_size`` images by sorted
-# image id, and those last images.
+# Subsets cut out of train{year}: all but its last ``validation_size`` images, and
+# those last images (last by sorted image id, or in the original's order).
 _TRAIN_DIVISION_SUBSETS = ("train_split", "val_split")
 DEFAULT_VALIDATION_SIZE = 3000
+VAL_DIVISIONS = ("sorted", "original")
+
+
+def _check_validation_size(validation_size, count):
+    if not isinstance(validation_size, (int, np.integer)) or not 0 < validation_size < count:
+        raise ValueError(f"validation_size must be an integer in 1..{count - 1} for "
+                         f"{count} images, got {validation_size!r}")
+
+
+def original_train_val_ids(coco, validation_size=DEFAULT_VALIDATION_SIZE):
+    """The original project's division of train2017 into (train, validation).
+
+    It listed the images of each category (pycocotools ``getImgIds(catIds=[c])``,
+    categories in ascending id), concatenated the lists, removed duplicates through
+    a Python ``set`` and held out the last ``validation_size`` ids in that set's
+    iteration order. Images without any annotation are in neither part. The hash
+    of a small int is the int itself, so the order does not depend on the hash
+    seed (PYTHONHASHSEED): it is a function of the ids and of the order they were
+    inserted in, which this function repeats exactly.
+
+    Returns two lists of ints in that iteration order (not sorted).
+    Raises ValueError if validation_size is not in 1..annotated images - 1.
+    """
+    per_category = []
+    for category_id in sorted(coco.getCatIds()):
+        per_category.extend(coco.getImgIds(catIds=[category_id]))
+    ordered = list(set(per_category))  # the order is the point: keep the set's
+    _check_validation_size(validation_size, len(ordered))
+    return ordered[:-validation_size], ordered[-validation_size:]
+
+
+def divide_train_val(coco, validation_size=DEFAULT_VALIDATION_SIZE, division="sorted"):
+    """(train ids, validation ids) of a train{year} annotation file.
+
+    division: "sorted" (every image of the file; the last ``validation_size`` by
+    ascending image id are validation, :func:`split_train_val_ids`) or "original"
+    (the original project's: annotated images only, last in set order,
+    :func:`original_train_val_ids`).
+    """
+    if division == "sorted":
+        return split_train_val_ids(coco.getImgIds(), validation_size)
+    if division == "original":
+        return original_train_val_ids(coco, validation_size)
+    raise ValueError(f"division must be one of {VAL_DIVISIONS}, got {division!r}")
 
 
 def split_train_val_ids(image_ids, validation_size=DEFAULT_VALIDATION_SIZE):
     """Divide COCO image ids into (train, validation): the last ``validation_size``
     ids in ascending order are validation, the rest train.
 
-    The original project took the "last 3000" of an unsorted set, which depends on
-    hashing; sorting the ids makes the division reproducible (SPEC section 4).
+    The original project took the last 3000 of the annotated images in Python set
+    order (reproduced by :func:`original_train_val_ids`); this division is the
+    simpler, documented alternative (SPEC section 4).
 
     Returns two ascending lists of ints.
     Raises ValueError if validation_size is not in 1..len(image_ids) - 1.
     """
     ids = sorted(int(i) for i in image_ids)
-    if not isinstance(validation_size, (int, np.integer)) or not 0 < validation_size < len(ids):
-        raise ValueError(f"validation_size must be an integer in 1..{len(ids) - 1} for "
-                         f"{len(ids)} images, got {validation_size!r}")
+    _check_validation_size(validation_size, len(ids))
     return ids[:-validation_size], ids[-validation_size:]
 
 
@@ -111,7 +154,7 @@ class CocoDataset(utils.Dataset):
 
     # ------------------------------------------------------------------ loading
     def load_coco(self, dataset_dir, subset, year="2017", class_ids=None, return_coco=False,
-                  validation_size=DEFAULT_VALIDATION_SIZE):
+                  validation_size=DEFAULT_VALIDATION_SIZE, val_division="sorted"):
         """Load a subset of COCO in the standard folder layout.
 
         Args:
@@ -119,13 +162,16 @@ class CocoDataset(utils.Dataset):
             subset: "train", "val", "minival", "valminusminival" (images in
                 val{year}/), any other name with its own ``instances_{subset}{year}.json``
                 and ``{subset}{year}/`` folder, or "train_split" / "val_split": the
-                train{year} images minus / only the last ``validation_size`` by sorted
-                image id (training and validation of the one-shot protocol).
+                train{year} images minus / only the last ``validation_size`` (training
+                and validation of the one-shot protocol; see ``val_division``).
             year: "2014", "2017", ...
             class_ids: COCO category ids to load (None: all). Only images containing
                 one of them are loaded, and only their annotations.
             return_coco: also return the pycocotools ``COCO`` object.
             validation_size: images held out by "train_split" / "val_split".
+            val_division: "sorted" (last by image id) or "original" (the original
+                project's set order, annotated images only); see
+                :func:`divide_train_val`.
         """
         if subset in _TRAIN_DIVISION_SUBSETS:
             source_subset, image_subset = "train", "train"
@@ -143,7 +189,7 @@ class CocoDataset(utils.Dataset):
         coco = read_coco(annotation_file)
         image_ids = None
         if subset in _TRAIN_DIVISION_SUBSETS:
-            train_ids, val_ids = split_train_val_ids(coco.getImgIds(), validation_size)
+            train_ids, val_ids = divide_train_val(coco, validation_size, val_division)
             image_ids = train_ids if subset == "train_split" else val_ids
         return self.load_coco_file(coco, image_dir, class_ids=class_ids,
                                    return_coco=return_coco, image_ids=image_ids)

@@ -80,12 +80,31 @@ def _weights_error(path, error):
 
 
 def _load_inference_weights(model, path):
-    """All layers from ``path``, strictly (a layer missing or of another shape fails)."""
+    """All layers from ``path``, strictly: every model layer (and every weight inside
+    nested groups) matched by name, with the right shapes; file layers the model
+    does not use are named in a warning."""
     from mrcnn.weights import WeightFileError
     try:
-        model.load_weights(path, by_name=False)
+        report = model.load_weights(path, by_name=True)
     except (FileNotFoundError, WeightFileError, ValueError) as e:
         raise _weights_error(path, e) from None
+    check_names_matched(report, path)
+
+
+def check_names_matched(report, path):
+    """CliError unless every model layer and weight was matched by name (a
+    :class:`mrcnn.weights.LoadReport`); print the file layers left unused."""
+    if report.missing:
+        raise CliError(f"cannot load weights: {path} has no weights for model layer(s) "
+                       f"{', '.join(report.missing)}"
+                       + (f"; file layers not loaded: {', '.join(report.unused)}"
+                          if report.unused else ""))
+    if report.by_order:
+        raise CliError(f"cannot load weights: {path}: names that match nothing in the "
+                       f"model (would pair by position): {'; '.join(report.by_order)}")
+    if report.unused:
+        print(f"warning: {path}: file layer(s) not used by the model: "
+              f"{', '.join(report.unused)}")
 
 
 def _inference_model(config, logs, path):
@@ -117,15 +136,17 @@ def _training_datasets(args, kind):
     if kind == "coco":
         # CocoDataset.load_coco(dir, "train_split") and (dir, "val_split"), with the
         # annotation file (450 MB for 2017) read and held once for both.
-        from siamese_mrcnn.coco import read_coco, split_train_val_ids
+        from siamese_mrcnn.coco import divide_train_val, read_coco
         annotation_file = os.path.join(args.coco_dir, "annotations",
                                        f"instances_train{args.year}.json")
         image_dir = os.path.join(args.coco_dir, f"train{args.year}")
         try:
             coco = read_coco(annotation_file)
-            train_ids, val_ids = split_train_val_ids(coco.getImgIds())
+            train_ids, val_ids = divide_train_val(coco, division=args.val_division)
         except (FileNotFoundError, ValueError) as e:
             raise CliError(f"--coco-dir: {e}") from None
+        print(f"train{args.year}: {len(train_ids)} training and {len(val_ids)} validation "
+              f"images ({args.val_division} division)")
         train = load_coco_dataset(lambda d: d.load_coco_file(coco, image_dir,
                                                              image_ids=train_ids))
         split = resolve_split(args, train)
@@ -172,6 +193,12 @@ def _load_training_weights(model, kind, path, exclude):
     print(f"loaded {len(report.loaded)} layers from {path}"
           + (f"; randomly initialised: {', '.join(report.missing)}"
              if report.missing and kind != "imagenet" else ""))
+    if report.unused:
+        print(f"not loaded from {path} (no such layer in the model): "
+              f"{', '.join(report.unused)}")
+    if report.by_order:
+        print(f"warning: {path}: paired by position, the names differ: "
+              f"{'; '.join(report.by_order)}")
 
 
 def run_train(args):
@@ -231,10 +258,16 @@ def _evaluation_dataset(args, kind):
 
 
 def _finish_evaluation(args, summary, config, mode, weights):
-    """Print the table and write the --output report."""
+    """Print the tables and write the --output report."""
     from siamese_mrcnn.evaluation import format_table, write_report
+    from siamese_mrcnn.evaluation_results import COCO_METRICS
     summary.setdefault("settings", {})["weights"] = weights
+    baseline = summary["settings"].get("baseline")
+    if baseline:
+        print(f"baseline {baseline['name']} (its draws seeded by {baseline['seed']}):")
     print(format_table(summary))
+    print("\nfull COCO summary (percent):")
+    print(format_table(summary, COCO_METRICS))
     if args.output:
         seeds = {"reference_seed": summary["settings"].get("seed"),
                  "runs": summary["settings"].get("runs")}
@@ -242,8 +275,59 @@ def _finish_evaluation(args, summary, config, mode, weights):
         print(f"wrote {args.output}")
 
 
+def _evaluation_baseline(args, split):
+    """The --baseline of an evaluation (None without one), seeded by --seed + 7."""
+    if not args.baseline:
+        return None
+    from siamese_mrcnn.baselines import BASELINE_SEED_OFFSET, make_baseline
+    evaluated = sorted({int(c) for ids in split.groups.values() for c in ids})
+    try:
+        baseline = make_baseline(args.baseline, evaluated, args.seed + BASELINE_SEED_OFFSET)
+    except ValueError as e:
+        raise CliError(f"--baseline {args.baseline}: {e}") from None
+    print(f"baseline {baseline.name}: {baseline.note}")
+    return baseline
+
+
+def _combine_reports(args):
+    """--combine: the paper's table from the per-split reports."""
+    from siamese_mrcnn.evaluation_results import (COCO_METRICS, combine_reports,
+                                                  format_paper_table, format_table,
+                                                  write_report)
+    reports = []
+    for path in args.combine:
+        try:
+            with open(path, encoding="utf-8") as f:
+                reports.append(json.load(f))
+        except FileNotFoundError:
+            raise CliError(f"--combine: report not found: {path}") from None
+        except (OSError, ValueError) as e:
+            raise CliError(f"--combine: {path} is not a JSON report: {e}") from None
+    try:
+        combined = combine_reports(reports, args.combine)
+    except ValueError as e:
+        raise CliError(f"--combine: {e}") from None
+    settings = combined["settings"]
+    mode = settings["mode"] or {}
+    print(f"{len(reports)} split(s) {settings['splits']}, {settings['runs']} run(s), "
+          f"{settings['shots']}-shot, {mode.get('name')} mode"
+          + (f", baseline {settings['baseline']['name']}" if settings["baseline"] else "")
+          + "; each run averaged over the splits, then mean ± 1.96 std / sqrt(runs):")
+    paper = format_paper_table(combined)
+    print(paper)
+    print("\nfull COCO summary (percent):")
+    print(format_table(combined, COCO_METRICS))
+    if args.output:
+        write_report(args.output, combined, None, {"runs": settings["runs"]}, mode,
+                     extra={"paper_table": paper.splitlines()})
+        print(f"wrote {args.output}")
+
+
 def run_evaluate(args):
     from siamese_mrcnn.evaluation import EvalMode, merge_partials, summarize
+    if args.combine:
+        _combine_reports(args)
+        return
     kind = dataset_kind(args)
     if args.merge:
         for path in args.merge:
@@ -275,21 +359,23 @@ def run_evaluate(args):
         _print_split(split)
         _, weights_path = resolve_weights(args.weights, args.logs, _preset_name(args),
                                           "evaluate")
-        config, origin = build_config(args, weights_path, extra={"GPU_COUNT": 1})
+        # The mode decides how images, references and masks are resampled.
+        fixed = {"GPU_COUNT": 1, "RESAMPLING": mode.resampling}
+        config, origin = build_config(args, weights_path, extra=fixed)
         if mode.min_confidence is not None:
-            config, origin = build_config(args, weights_path, extra={
-                "GPU_COUNT": 1,
-                "DETECTION_MIN_CONFIDENCE": mode.detection_min_confidence(config)})
+            config, origin = build_config(args, weights_path, extra=dict(
+                fixed, DETECTION_MIN_CONFIDENCE=mode.detection_min_confidence(config)))
         print(f"configuration (from {origin} and the flags):")
         config.display()
         from siamese_mrcnn.evaluation import evaluate_one_shot, make_model_detector
+        baseline = _evaluation_baseline(args, split)
         model = _inference_model(config, args.logs, weights_path)
         try:
             result = evaluate_one_shot(
                 dataset, make_model_detector(model, mode), split, config, runs=args.runs,
                 shots=int(config.NUM_TARGETS), mode=mode, seed=args.seed, limit=args.limit,
                 shard=args.shard, num_shards=args.num_shards, partial_path=args.partial,
-                progress=sys.stderr.isatty())
+                progress=sys.stderr.isatty(), baseline=baseline)
         except ValueError as e:
             if args.partial and str(e).startswith(str(args.partial)):
                 raise CliError(f"--partial: {e}") from None  # written with other settings

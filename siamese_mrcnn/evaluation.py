@@ -5,7 +5,8 @@ resized), ``N`` detections of one query, ``Q`` categories queried in one image,
 ``S`` shots (references per category), ``D`` the reference side TARGET_MAX_DIM.
 
 Protocol: for each image (of the first ``limit``) and each run, every evaluated
-category present in the image (with a non-crowd instance) is queried with a
+category present in the image (with a non-crowd instance; in faithful mode one
+whose mask is non-empty after the query-style resize) is queried with a
 reference drawn by :mod:`siamese_mrcnn.references` from a generator seeded by
 (seed, run, COCO image id, COCO category id), so references do not depend on the
 order of work, on sharding or on resuming. The detector gets all queries of one
@@ -42,7 +43,7 @@ from tqdm import tqdm
 from siamese_mrcnn.evaluation_results import (  # noqa: F401  (re-exported API)
     coco_ap, combine_splits, format_table, mean_and_ci, package_versions, score_runs,
     write_report)
-from siamese_mrcnn.references import sample_references
+from siamese_mrcnn.references import classes_after_resize, sample_references
 
 PARTIAL_FORMAT = "siamese_mrcnn.evaluation.partial/1"
 
@@ -63,6 +64,17 @@ class EvalMode:
         DETECTION_MIN_CONFIDENCE (0.7 in the original). The corrected mode uses 0.05
         so that AP integrates (almost) the whole precision-recall curve; build the
         model with DETECTION_MIN_CONFIDENCE <= this value.
+    resampling: how queries, references and masks are resampled ("faithful": the
+        original's scikit-image/SciPy calls; "corrected"): used for the reference
+        draws here, and required of the model's RESAMPLING by
+        :func:`make_model_detector`.
+    presence: which categories an image "contains" when only present ones are
+        queried: "resized" (the original: a non-crowd instance whose mask is
+        non-empty after the query-style resize with this mode's resampling) or
+        "annotations" (a non-crowd annotation).
+    segm_areas: the detection areas segm scoring sorts into small/medium/large
+        ("box": the original's, whose results carried boxes; "mask"). AP and AP50
+        do not depend on it.
     """
 
     name: str
@@ -70,11 +82,15 @@ class EvalMode:
     allow_reference_from_query: bool
     subtract_reference_mean: bool
     min_confidence: float = None
+    resampling: str = "corrected"
+    presence: str = "annotations"
+    segm_areas: str = "mask"
 
     @classmethod
     def faithful(cls):
         return cls("faithful", query_absent_categories=False, allow_reference_from_query=True,
-                   subtract_reference_mean=False, min_confidence=None)
+                   subtract_reference_mean=False, min_confidence=None,
+                   resampling="faithful", presence="resized", segm_areas="box")
 
     @classmethod
     def corrected(cls):
@@ -100,7 +116,16 @@ class EvalMode:
 
 def make_model_detector(model, mode):
     """Adapt a ``SiameseMaskRCNN`` in inference mode to the detector interface, via
-    its shared-feature ``detect_multi`` and the mode's reference mean subtraction."""
+    its shared-feature ``detect_multi`` and the mode's reference mean subtraction.
+
+    Raises ValueError when the model's config contradicts the mode (its
+    RESAMPLING, or a DETECTION_MIN_CONFIDENCE above the mode's cut-off)."""
+    resampling = getattr(model.config, "RESAMPLING", "corrected")
+    if resampling != mode.resampling:
+        raise ValueError(f"mode {mode.name!r} resamples images and masks the "
+                         f"{mode.resampling} way, but the model has "
+                         f"RESAMPLING={resampling!r}; build it with "
+                         f"RESAMPLING={mode.resampling!r}")
     if mode.min_confidence is not None \
             and model.config.DETECTION_MIN_CONFIDENCE > mode.min_confidence:
         raise ValueError(f"mode {mode.name!r} keeps detections down to score "
@@ -287,7 +312,9 @@ def _class_groups(classes):
     return groups
 
 
-def _present_classes(dataset, image_id):
+def _present_classes(dataset, image_id, config, mode):
+    if mode.presence == "resized":
+        return set(classes_after_resize(dataset, image_id, config, mode.resampling))
     index = getattr(dataset, "image_category_index", None)
     if index:
         return {int(c) for c in index[image_id]}
@@ -296,7 +323,8 @@ def _present_classes(dataset, image_id):
 
 
 def run_detections(dataset, detector, classes, config, runs=5, shots=1, mode=None, seed=0,
-                   limit=None, shard=0, num_shards=1, partial_path=None, progress=True):
+                   limit=None, shard=0, num_shards=1, partial_path=None, progress=True,
+                   baseline=None):
     """Run the detector over (this shard of) the evaluation; returns :class:`EvalPartial`.
 
     See :func:`evaluate_one_shot` for the arguments. With ``partial_path`` every
@@ -324,7 +352,8 @@ def run_detections(dataset, detector, classes, config, runs=5, shots=1, mode=Non
                 "mode": mode.to_dict(), "classes": groups,
                 "split": getattr(classes, "name", None), "limit": limit,
                 "image_ids": image_ids, "coco_image_ids_sha1": _settings_digest(coco_ids),
-                "shard": int(shard), "num_shards": int(num_shards)}
+                "shard": int(shard), "num_shards": int(num_shards),
+                "baseline": None if baseline is None else baseline.settings()}
     partial = EvalPartial(settings=settings)
     if partial_path is not None:
         header, good = None, 0
@@ -350,13 +379,13 @@ def run_detections(dataset, detector, classes, config, runs=5, shots=1, mode=Non
             todo = [r for r in range(runs) if (r, image_id) not in partial.records]
             if not todo:
                 continue
-            present = _present_classes(dataset, image_id)
+            present = _present_classes(dataset, image_id, config, mode)
             queried = evaluated if mode.query_absent_categories \
                 else [c for c in evaluated if c in present]
             image = dataset.load_image(image_id) if queried else None
             for run in todo:
                 record = _evaluate_image(dataset, detector, config, image, image_id, queried,
-                                         run, shots, mode, seed)
+                                         run, shots, mode, seed, baseline)
                 partial.records[(run, image_id)] = record
                 if partial_path is not None:
                     _append_line(partial_path, dict(run=run, image=image_id, **record))
@@ -367,7 +396,7 @@ def run_detections(dataset, detector, classes, config, runs=5, shots=1, mode=Non
 
 
 def _evaluate_image(dataset, detector, config, image, image_id, queried, run, shots, mode,
-                    seed):
+                    seed, baseline=None):
     """Detections (COCO results) and reference provenance of one (run, image)."""
     if not queried:
         return {"results": [], "references": []}
@@ -378,14 +407,21 @@ def _evaluate_image(dataset, detector, config, image, image_id, queried, run, sh
         category_id = dataset.coco_category_id(class_id)
         rng = reference_seed(seed, run, coco_image_id, category_id)
         refs, sources = sample_references(dataset, class_id, rng, config, shots,
-                                          exclude_image=exclude)
+                                          exclude_image=exclude, resampling=mode.resampling)
         reference_sets.append(refs)
         provenance.append({"class_id": int(class_id),
                            "sources": [s.to_dict() for s in sources]})
+    if baseline is not None:
+        reference_sets, provenance = baseline.replace_references(
+            dataset, config, mode, image, image_id, queried, run, shots, reference_sets,
+            provenance)
     outputs = detector(image, reference_sets)
     if len(outputs) != len(queried):
         raise ValueError(f"image {coco_image_id}: the detector returned {len(outputs)} "
                          f"results for {len(queried)} queried categories")
+    if baseline is not None:
+        outputs = baseline.replace_detections(dataset, config, mode, image, image_id,
+                                              queried, run, outputs)
     results = []
     for class_id, output in zip(queried, outputs):
         results += detections_to_coco(output, coco_image_id, dataset.coco_category_id(class_id),
@@ -419,15 +455,18 @@ def summarize(dataset, partial):
     # Pooled in image order, so shards merged and one process give identical input.
     run_results = [[r for img in image_ids for r in partial.records[(run, img)]["results"]]
                    for run in range(settings["runs"])]
-    summary = score_runs(dataset.coco, run_results, coco_ids, groups, names)
+    segm_areas = settings["mode"].get("segm_areas", "mask")
+    summary = score_runs(dataset.coco, run_results, coco_ids, groups, names, segm_areas)
     summary["settings"] = {k: settings[k] for k in ("runs", "shots", "seed", "mode", "split",
                                                     "classes", "limit")}
+    summary["settings"]["baseline"] = settings.get("baseline")
     summary["settings"]["num_images"] = len(image_ids)
     return summary
 
 
 def evaluate_one_shot(dataset, detector, classes, config, runs=5, shots=1, mode=None, seed=0,
-                      limit=None, shard=0, num_shards=1, partial_path=None, progress=True):
+                      limit=None, shard=0, num_shards=1, partial_path=None, progress=True,
+                      baseline=None):
     """Evaluate a one-shot detector on a prepared ``CocoDataset`` (SPEC section 5).
 
     Args:
@@ -443,6 +482,9 @@ def evaluate_one_shot(dataset, detector, classes, config, runs=5, shots=1, mode=
         shard, num_shards: evaluate only images at positions p with p % num_shards == shard.
         partial_path: JSON Lines file for resumable partial results.
         progress: show a tqdm progress bar.
+        baseline: None, or a :class:`siamese_mrcnn.baselines.Baseline` that replaces
+            the references or the detections of every query (the paper's
+            baselines); recorded in the settings.
     Returns:
         with num_shards == 1 the summary (see :func:`summarize`); with several shards
         this shard's :class:`EvalPartial` (score with ``summarize(dataset,
@@ -451,7 +493,7 @@ def evaluate_one_shot(dataset, detector, classes, config, runs=5, shots=1, mode=
     partial = run_detections(dataset, detector, classes, config, runs=runs, shots=shots,
                              mode=mode, seed=seed, limit=limit, shard=shard,
                              num_shards=num_shards, partial_path=partial_path,
-                             progress=progress)
+                             progress=progress, baseline=baseline)
     if num_shards > 1:
         return partial
     return summarize(dataset, partial)

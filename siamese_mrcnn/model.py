@@ -21,6 +21,8 @@ backbone and FPN run once for several reference sets (``detect_multi``):
 """
 
 import logging
+import os
+import re
 
 import keras
 import numpy as np
@@ -44,6 +46,20 @@ class SiameseMaskRCNN(MaskRCNN):
     """
 
     CHECKPOINT_TEMPLATE = "siamese_mrcnn_{epoch:04d}.h5"
+    # The original project's checkpoints: siamese_mrcnn_0120.h5, and its released
+    # large_siamese_mrcnn_coco_i1_0160.h5; the last four digits are the epoch.
+    ORIGINAL_CHECKPOINT = re.compile(r"\w*siamese_mrcnn\w*?_(\d{4})\.h5")
+
+    def set_log_dir(self, model_path=None):
+        """:meth:`mrcnn.model.MaskRCNN.set_log_dir`; besides, a checkpoint of the
+        original project (named ``...siamese_mrcnn..._NNNN.h5``, in any folder) sets
+        the epoch to NNNN, as the original's loader read it, so training continues
+        after it (in a new run folder unless the checkpoint is in one)."""
+        super().set_log_dir(model_path)
+        if model_path and not self.epoch:
+            match = self.ORIGINAL_CHECKPOINT.fullmatch(os.path.basename(str(model_path)))
+            if match:
+                self.epoch = int(match.group(1))
 
     # ------------------------------------------------------------ assembly overrides
     def build_inputs(self):
@@ -148,7 +164,8 @@ class SiameseMaskRCNN(MaskRCNN):
         reference rule) or an image with an object box, given as a dict
         ``{"image": [H, W, 3], "box": (y1, x1, y2, x2)}`` or a tuple ``(image, box)``;
         see :meth:`reference_from_box`. With ``subtract_mean=False`` the mean pixel
-        is not subtracted (the original evaluation's quirk).
+        is not subtracted (the original evaluation's quirk). Resized by
+        ``config.RESAMPLING``'s rule.
         """
         from mrcnn.data import mold_image
         from siamese_mrcnn.references import resize_reference
@@ -195,7 +212,8 @@ class SiameseMaskRCNN(MaskRCNN):
         mode = "square" if config.IMAGE_RESIZE_MODE == "crop" else config.IMAGE_RESIZE_MODE
         resized, _, scale, padding, _ = utils.resize_image(
             image, min_dim=config.IMAGE_MIN_DIM, max_dim=config.IMAGE_MAX_DIM,
-            min_scale=config.IMAGE_MIN_SCALE, mode=mode)
+            min_scale=config.IMAGE_MIN_SCALE, mode=mode,
+            resampling=utils.config_resampling(config))
         shift = np.array([padding[0][0], padding[1][0]] * 2, dtype=np.float64)
         return crop_reference(resized, np.round(box * scale + shift).astype(int), config)
 

@@ -13,6 +13,10 @@ Rule (SPEC section 4), shared by training and evaluation:
   5. the crop resized "square" with ``min_dim=TARGET_MIN_DIM`` (up-scaling only),
      ``max_dim=TARGET_MAX_DIM`` and zero padded (centred) to uint8 [D, D, 3].
 
+Steps 3 and 5 resample by the config's ``RESAMPLING`` ("corrected", or "faithful":
+the original's scikit-image calls, whose zeros beyond the border give an up-scaled
+crop a dark rim); every function takes ``resampling`` to override it.
+
 All randomness comes from the ``np.random.Generator`` passed in, so a seeded
 generator reproduces the same references.
 """
@@ -41,13 +45,23 @@ def reference_dims(config_or_dims):
     return min_dim, max_dim
 
 
-def resize_reference(image, config_or_dims):
+def _resampling(config_or_dims, resampling):
+    """The resampling to use: the argument, else the config's, else "corrected"."""
+    if resampling is not None:
+        return utils.check_resampling(resampling)
+    return utils.config_resampling(config_or_dims)
+
+
+def resize_reference(image, config_or_dims, resampling=None):
     """Resize an image by the reference rule: uint8 [D, D, 3], content centred.
 
     The scale is max(1, min_dim / short side), lowered so the long side fits in
     max_dim = D; the rest is zero padding. Non-uint8 input is rounded and clipped
     to 0..255. A reference already of that form comes back unchanged.
+    ``resampling``: "corrected" or "faithful"; None takes the config's RESAMPLING
+    ("corrected" for a (min, max) pair).
     """
+    resampling = _resampling(config_or_dims, resampling)
     min_dim, max_dim = reference_dims(config_or_dims)
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[0] < 1 or image.shape[1] < 1:
@@ -56,17 +70,18 @@ def resize_reference(image, config_or_dims):
     if image.dtype != np.uint8:
         image = np.clip(np.round(image.astype(np.float64)), 0, 255).astype(np.uint8)
     resized, _, _, _, _ = utils.resize_image(image, min_dim=min_dim, max_dim=max_dim,
-                                             mode="square")
+                                             mode="square", resampling=resampling)
     return resized
 
 
-def crop_reference(image, box, config_or_dims):
+def crop_reference(image, box, config_or_dims, resampling=None):
     """Crop a pixel box from an (already query-resized) image and apply the reference rule.
 
     Args:
         image: uint8 [H, W, 3].
         box: pixel (y1, x1, y2, x2), y2/x2 exclusive; clipped to the image.
         config_or_dims: a config (TARGET_MIN_DIM, TARGET_MAX_DIM) or (min, max) dims.
+        resampling: as :func:`resize_reference`.
     Returns:
         uint8 [D, D, 3] reference, zero padded.
     Raises:
@@ -82,7 +97,7 @@ def crop_reference(image, box, config_or_dims):
     if y2 <= y1 or x2 <= x1:
         raise ValueError(f"crop_reference: box {tuple(int(v) for v in np.asarray(box))} "
                          f"covers no pixel of the {height}x{width} image")
-    return resize_reference(image[y1:y2, x1:x2], config_or_dims)
+    return resize_reference(image[y1:y2, x1:x2], config_or_dims, resampling)
 
 
 @dataclass(frozen=True)
@@ -137,15 +152,50 @@ def _load_instances(dataset, image_id):
     return masks, np.asarray(class_ids), np.full(len(class_ids), -1, dtype=np.int64)
 
 
-def _query_resize(image, config, rng):
+def _query_resize(image, config, rng, resampling):
     kwargs = dict(min_dim=config.IMAGE_MIN_DIM, max_dim=config.IMAGE_MAX_DIM,
-                  min_scale=config.IMAGE_MIN_SCALE, mode=config.IMAGE_RESIZE_MODE)
+                  min_scale=config.IMAGE_MIN_SCALE, mode=config.IMAGE_RESIZE_MODE,
+                  resampling=resampling)
     if config.IMAGE_RESIZE_MODE == "crop":
         kwargs["rng"] = rng
     return utils.resize_image(image, **kwargs)
 
 
-def _reference_from_image(dataset, image_id, class_id, rng, config):
+def classes_after_resize(dataset, image_id, config, resampling=None):
+    """Class ids an image "contains" after the query-style resize, the original's way.
+
+    The original decided which categories to query in an image from the instances
+    its ground-truth loader kept: non-crowd instances whose mask is non-empty after
+    the image is resized (IMAGE_RESIZE_MODE, IMAGE_MIN_DIM, IMAGE_MAX_DIM,
+    IMAGE_MIN_SCALE; "crop" is taken as "square", nothing may be cut away). A tiny
+    instance can vanish in a down-scale, so its category is then not queried.
+
+    Args:
+        dataset: a prepared dataset (``load_mask`` or ``load_instances``).
+        image_id: internal image index.
+        config: the query resize settings; ``resampling`` None takes its RESAMPLING.
+    Returns:
+        ascending list of int class ids (> 0).
+    """
+    resampling = _resampling(config, resampling)
+    masks, class_ids, _ = _load_instances(dataset, image_id)
+    class_ids = np.asarray(class_ids).reshape(-1)
+    candidates = np.flatnonzero(class_ids > 0)
+    if len(candidates) == 0:
+        return []
+    masks = np.asarray(masks)
+    mode = "square" if config.IMAGE_RESIZE_MODE == "crop" else config.IMAGE_RESIZE_MODE
+    # Only the geometry (scale, padding) is needed, so a blank image stands in.
+    _, _, scale, padding, _ = utils.resize_image(
+        np.zeros(masks.shape[:2], np.uint8), min_dim=config.IMAGE_MIN_DIM,
+        max_dim=config.IMAGE_MAX_DIM, min_scale=config.IMAGE_MIN_SCALE, mode=mode)
+    resized = utils.resize_mask(masks[:, :, candidates], scale, padding,
+                                resampling=resampling)
+    alive = resized.reshape(-1, len(candidates)).any(axis=0)
+    return sorted({int(c) for c in class_ids[candidates[alive]]})
+
+
+def _reference_from_image(dataset, image_id, class_id, rng, config, resampling):
     """A reference of ``class_id`` from one image, or None if no instance survives
     the query-style resize."""
     masks, class_ids, ann_ids = _load_instances(dataset, image_id)
@@ -153,22 +203,22 @@ def _reference_from_image(dataset, image_id, class_id, rng, config):
     if len(candidates) == 0:
         return None
     image = dataset.load_image(image_id)
-    resized, _, scale, padding, crop = _query_resize(image, config, rng)
+    resized, _, scale, padding, crop = _query_resize(image, config, rng, resampling)
     instance_masks = utils.resize_mask(np.asarray(masks)[:, :, candidates], scale, padding,
-                                       crop)
+                                       crop, resampling=resampling)
     boxes = utils.extract_bboxes(instance_masks)
     alive = instance_masks.any(axis=(0, 1))
     if not alive.any():
         return None
     choice = int(rng.choice(np.flatnonzero(alive)))
     box = tuple(int(v) for v in boxes[choice])
-    reference = crop_reference(resized, box, config)
+    reference = crop_reference(resized, box, config, resampling)
     instance = int(candidates[choice])
     return reference, ReferenceSource(image_id=int(image_id), instance=instance,
                                       annotation_id=int(ann_ids[instance]), box=box)
 
 
-def sample_reference(dataset, class_id, rng, config, exclude_image=None):
+def sample_reference(dataset, class_id, rng, config, exclude_image=None, resampling=None):
     """Draw one reference of ``class_id`` by the reference rule.
 
     Args:
@@ -180,6 +230,8 @@ def sample_reference(dataset, class_id, rng, config, exclude_image=None):
             (query-style resize) and TARGET_MIN_DIM / TARGET_MAX_DIM.
         exclude_image: an internal image index that may not serve as the source
             (e.g. the query), or None.
+        resampling: "corrected" or "faithful" for both resizes; None: the config's
+            RESAMPLING.
     Returns:
         (uint8 [D, D, 3] reference, :class:`ReferenceSource`).
     Raises:
@@ -187,6 +239,7 @@ def sample_reference(dataset, class_id, rng, config, exclude_image=None):
         that survives the resize.
     """
     class_id = int(class_id)
+    resampling = _resampling(config, resampling)
     index = ensure_category_index(dataset)
     if class_id not in index:
         raise ValueError(f"sample_reference: {_class_label(dataset, class_id)} is not in the "
@@ -196,7 +249,8 @@ def sample_reference(dataset, class_id, rng, config, exclude_image=None):
         candidates = candidates[candidates != int(exclude_image)]
     while len(candidates):
         pick = int(rng.integers(len(candidates)))
-        found = _reference_from_image(dataset, int(candidates[pick]), class_id, rng, config)
+        found = _reference_from_image(dataset, int(candidates[pick]), class_id, rng, config,
+                                      resampling)
         if found is not None:
             return found
         # Its instances vanished in the resize (or a crop): draw among the others.
@@ -206,13 +260,15 @@ def sample_reference(dataset, class_id, rng, config, exclude_image=None):
                      f"instance of {_class_label(dataset, class_id)}")
 
 
-def sample_references(dataset, class_id, rng, config, k, exclude_image=None):
-    """``k`` independent references of ``class_id`` (k-shot).
+def sample_references(dataset, class_id, rng, config, k, exclude_image=None,
+                      resampling=None):
+    """``k`` independent references of ``class_id`` (k-shot); arguments as
+    :func:`sample_reference`.
 
     Returns (list of k uint8 [D, D, 3] references, list of k :class:`ReferenceSource`).
     """
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"sample_references: k must be a positive integer, got {k!r}")
-    draws = [sample_reference(dataset, class_id, rng, config, exclude_image)
+    draws = [sample_reference(dataset, class_id, rng, config, exclude_image, resampling)
              for _ in range(int(k))]
     return [d[0] for d in draws], [d[1] for d in draws]

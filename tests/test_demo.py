@@ -98,16 +98,6 @@ def test_budget_callback_stops_when_time_is_up():
 
 
 # ---------------------------------------------------------------------- evaluation pieces
-@pytest.fixture(scope="module")
-def small_dataset():
-    from samples.procedural import ProceduralOneShotDataset
-    dataset = ProceduralOneShotDataset()
-    dataset.load_procedural(12, image_size=64, num_categories=8, categories=[2, 3, 5],
-                            seed=3, scale=(10, 20))
-    dataset.prepare()
-    return dataset
-
-
 def test_choose_evaluated_is_seeded_and_within_groups():
     seen, unseen = list(range(2, 40, 2)), list(range(1, 40, 4))
     a = demo.choose_evaluated(seen, unseen, 4, seed=5)
@@ -122,48 +112,6 @@ def test_evaluable_categories_need_two_images():
     dataset = types.SimpleNamespace(category_image_index={1: np.array([0, 3]),
                                                           2: np.array([4]), 3: np.array([])})
     assert demo.evaluable_categories(dataset, [1, 2, 3, 4]) == [1]
-
-
-def test_random_reference_detector_swaps_in_other_categories(small_dataset):
-    from siamese_mrcnn.config import SiameseConfig
-
-    class Config(SiameseConfig):
-        NAME = "t"
-        IMAGE_MIN_DIM = IMAGE_MAX_DIM = 64
-        TARGET_MIN_DIM, TARGET_MAX_DIM = 24, 32
-
-    config = Config()
-    evaluated = [2, 3, 5]
-    calls = []
-
-    def inner(image, references):
-        calls.append(references)
-        return [{"rois": np.zeros((0, 4)), "scores": np.zeros(0), "masks": None}
-                for _ in references]
-
-    wrapper = demo.RandomReferenceDetector(inner, small_dataset, evaluated, config,
-                                           shots=1, seed=11)
-    image = small_dataset.load_image(0)
-    drawn = []
-    for _ in range(30):
-        out = wrapper(image, [["ref"]] * 3)
-        assert len(out) == 3
-        drawn.append(list(wrapper.last_wrong_categories))
-    drawn = np.array(drawn)
-    assert np.all(drawn != np.array(evaluated)[None, :])          # never the queried one
-    assert set(drawn.ravel()) == set(evaluated)
-    # Both other categories get drawn for each query (uniform over 2: p(miss) = 2^-29).
-    for q in range(3):
-        assert len(set(drawn[:, q])) == 2
-    refs = calls[0]
-    assert len(refs) == 3 and all(len(r) == 1 and r[0].shape == (32, 32, 3) for r in refs)
-    # Seeded by (seed, image, call): a fresh wrapper repeats the first call's draw.
-    again = demo.RandomReferenceDetector(inner, small_dataset, evaluated, config, 1, seed=11)
-    again(image, [["ref"]] * 3)
-    assert list(again.last_wrong_categories) == list(drawn[0])
-    np.testing.assert_array_equal(calls[-1][0][0], refs[0][0])
-    with pytest.raises(ValueError, match="one query per evaluated category"):
-        wrapper(image, [["ref"]] * 2)
 
 
 def _fake_summary(unseen_ap50):

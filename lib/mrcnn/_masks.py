@@ -10,12 +10,31 @@ Images are resized bilinearly by scikit-image; masks use the same geometry, with
 nearest-neighbour sampling (:func:`resize_mask`) or bilinear sampling followed by a
 0.5 threshold (mini masks), so a mask resized with the outputs of :func:`resize_image`
 lies on the same pixels as the image content it marks.
+
+Every resampling function takes ``resampling``: ``"corrected"`` (the default, the
+above) or ``"faithful"``, the original project's scikit-image / SciPy calls
+(:mod:`mrcnn._faithful`; ``Config.RESAMPLING`` selects it for a whole model).
 """
 
 import numpy as np
 import skimage.transform
 
+from mrcnn import _faithful
+
 RESIZE_MODES = ("none", "square", "pad64", "crop")
+RESAMPLING_MODES = ("corrected", "faithful")
+
+
+def check_resampling(resampling):
+    """``resampling`` if it is one of RESAMPLING_MODES, else ValueError."""
+    if resampling not in RESAMPLING_MODES:
+        raise ValueError(f"resampling must be one of {RESAMPLING_MODES}, got {resampling!r}")
+    return resampling
+
+
+def config_resampling(config):
+    """A config's RESAMPLING ("corrected" when it has none, e.g. a duck-typed config)."""
+    return check_resampling(getattr(config, "RESAMPLING", "corrected"))
 
 
 # ---------------------------------------------------------------------------- boxes
@@ -107,7 +126,8 @@ def _cast_like(resized, dtype):
 
 
 # ------------------------------------------------------------------ resize_image
-def resize_image(image, min_dim=None, max_dim=None, min_scale=None, mode="square", rng=None):
+def resize_image(image, min_dim=None, max_dim=None, min_scale=None, mode="square", rng=None,
+                 resampling="corrected"):
     """Resize and pad (or crop) an image for the network, keeping its aspect ratio.
 
     Modes (Matterport's):
@@ -127,8 +147,12 @@ def resize_image(image, min_dim=None, max_dim=None, min_scale=None, mode="square
         mode: one of ``RESIZE_MODES``.
         rng: numpy Generator (or RandomState) for the "crop" offset; None uses the
             global ``np.random`` state.
+        resampling: "corrected" (bilinear, edges extended, integers rounded) or
+            "faithful" (the original's: zeros blended in at the border, integers
+            truncated after padding; see :mod:`mrcnn._faithful`). Same geometry,
+            window, scale and padding in both.
     Returns:
-        image: the resized image, same dtype (integers rounded, value range kept).
+        image: the resized image, same dtype (value range kept).
         window: (y1, x1, y2, x2) pixel box, y2/x2 exclusive, of the resized image
             content inside the returned (padded) image.
         scale: float factor applied to the original image.
@@ -140,6 +164,7 @@ def resize_image(image, min_dim=None, max_dim=None, min_scale=None, mode="square
         raise ValueError(f"resize_image: image must be [H, W] or [H, W, C], got {image.shape}")
     if mode not in RESIZE_MODES:
         raise ValueError(f"resize_image: mode must be one of {RESIZE_MODES}, got {mode!r}")
+    check_resampling(resampling)
     dtype = image.dtype
     height, width = image.shape[:2]
     window = (0, 0, height, width)
@@ -166,7 +191,12 @@ def resize_image(image, min_dim=None, max_dim=None, min_scale=None, mode="square
         if _scaled_size(long_side, scale) > max_dim:
             scale = max_dim / long_side
 
-    if scale != 1:
+    faithful = resampling == "faithful"
+    if scale != 1 and faithful:
+        # Float until after padding, then truncated, as the original cast once at the end.
+        image = _faithful.resize_pixels(image, _scaled_size(height, scale),
+                                        _scaled_size(width, scale))
+    elif scale != 1:
         out_shape = (_scaled_size(height, scale), _scaled_size(width, scale)) + image.shape[2:]
         # skimage refuses to interpolate bool data; resample it as 0/1 floats.
         source = image.astype(np.float32) if dtype == np.bool_ else image
@@ -196,26 +226,32 @@ def resize_image(image, min_dim=None, max_dim=None, min_scale=None, mode="square
         y = int(draw(0, height - min_dim + 1))
         x = int(draw(0, width - min_dim + 1))
         crop = (y, x, int(min_dim), int(min_dim))
-        image = image[y:y + min_dim, x:x + min_dim]
+        image = _faithful.cast_truncating(image[y:y + min_dim, x:x + min_dim], dtype)
         return image, (0, 0, int(min_dim), int(min_dim)), float(scale), \
             [(0, 0)] * image.ndim, crop
 
     padding = [(int(a), int(b)) for a, b in padding] + [(0, 0)] * (image.ndim - 2)
     image = np.pad(image, padding, mode="constant", constant_values=0)
+    if faithful:
+        image = _faithful.cast_truncating(image, dtype)
     top, left = padding[0][0], padding[1][0]
     window = (top, left, top + height, left + width)
     return image, window, float(scale), padding, crop
 
 
-def resize_mask(mask, scale, padding, crop=None):
+def resize_mask(mask, scale, padding, crop=None, resampling="corrected"):
     """Apply :func:`resize_image`'s scale, padding and crop to instance masks.
 
     Nearest-neighbour with the same pixel-centre geometry and output size
-    (``round(side * scale)``) as the image, so masks stay bool and aligned.
+    (``round(side * scale)``) as the image, so masks stay bool and aligned. With
+    ``resampling="faithful"``: the original's ``scipy.ndimage.zoom(order=0)``, whose
+    grid is corner-aligned (up to half a pixel off the image content), so a
+    one-pixel instance can vanish where the corrected rule keeps it, and vice versa.
 
     Args:
         mask: bool [H, W, N] (or [H, W]) masks of the original image.
         scale, padding, crop: as returned by :func:`resize_image`.
+        resampling: "corrected" or "faithful".
     Returns:
         bool masks of the resized image's shape (N kept).
     """
@@ -223,7 +259,9 @@ def resize_mask(mask, scale, padding, crop=None):
     if mask.ndim not in (2, 3):
         raise ValueError(f"resize_mask: mask must be [H, W, N], got shape {mask.shape}")
     height, width = mask.shape[:2]
-    if scale != 1:
+    if scale != 1 and check_resampling(resampling) == "faithful":
+        mask = _faithful.zoom_masks(mask.astype(bool), scale)
+    elif scale != 1:
         out_h, out_w = _scaled_size(height, scale), _scaled_size(width, scale)
         # Nearest input pixel of each output pixel centre: floor((i + 0.5) * n / m).
         rows = np.minimum(((np.arange(out_h) + 0.5) * height / out_h).astype(np.int64),
@@ -249,16 +287,19 @@ def _check_boxes(name, bbox, count):
     return np.rint(bbox[:, :4]).astype(np.int64)
 
 
-def minimize_mask(bbox, mask, mini_shape):
+def minimize_mask(bbox, mask, mini_shape, resampling="corrected"):
     """Crop each instance mask to its box and resize it to ``mini_shape`` (saves memory).
 
-    Bilinear, pixel-centre aligned, threshold 0.5; vectorised over instances.
+    Bilinear, pixel-centre aligned, threshold 0.5; vectorised over instances. With
+    ``resampling="faithful"``: the original's scikit-image call (zeros beyond the
+    crop's border) and ``np.around`` (a value of exactly 0.5 is False).
 
     Args:
         bbox: [N, 4] pixel boxes (y1, x1, y2, x2), y2/x2 exclusive, of the full image;
             parts outside the image are ignored.
         mask: bool [H, W, N] full-size masks.
         mini_shape: (mh, mw).
+        resampling: "corrected" or "faithful".
     Returns:
         bool [mh, mw, N] mini masks.
     """
@@ -279,6 +320,8 @@ def minimize_mask(bbox, mask, mini_shape):
         i = int(empty[0])
         raise ValueError(f"minimize_mask: instance {i} has box {boxes[i].tolist()} with zero "
                          f"area inside the {height}x{width} image")
+    if check_resampling(resampling) == "faithful":
+        return _faithful.minimize_masks(np.stack([y1, x1, y2, x2], axis=1), mask, (mh, mw))
     ys = _sample_positions(y1, y2 - y1, mh)
     xs = _sample_positions(x1, x2 - x1, mw)
     mini = _bilinear_gather(mask.astype(np.float32), ys, xs, np.arange(count))
@@ -307,13 +350,14 @@ def _paste(small, box, height, width, threshold):
     return canvas
 
 
-def expand_mask(bbox, mini_mask, image_shape):
+def expand_mask(bbox, mini_mask, image_shape, resampling="corrected"):
     """Inverse of :func:`minimize_mask`: resize mini masks into their boxes.
 
     Args:
         bbox: [N, 4] pixel boxes (y1, x1, y2, x2), y2/x2 exclusive.
         mini_mask: bool [mh, mw, N].
         image_shape: (H, W[, C]) of the full image.
+        resampling: "corrected" or "faithful" (the original's call, ``np.around``).
     Returns:
         bool [H, W, N] full-size masks (bilinear, threshold 0.5).
     """
@@ -324,14 +368,19 @@ def expand_mask(bbox, mini_mask, image_shape):
     boxes = _check_boxes("expand_mask", bbox, count)
     height, width = int(image_shape[0]), int(image_shape[1])
     full = np.zeros((height, width, count), bool)
+    faithful = check_resampling(resampling) == "faithful"
     small = mini_mask.astype(np.float32)
     # Boxes differ in size, so each instance is resampled on its own (vectorised inside).
     for i in range(count):
-        full[:, :, i] = _paste(small[:, :, i], boxes[i], height, width, 0.5)
+        if faithful:
+            full[:, :, i] = _faithful.paste_mask(mini_mask[:, :, i].astype(np.float64),
+                                                 boxes[i], height, width, "around")
+        else:
+            full[:, :, i] = _paste(small[:, :, i], boxes[i], height, width, 0.5)
     return full
 
 
-def unmold_mask(mask, bbox, image_shape):
+def unmold_mask(mask, bbox, image_shape, resampling="corrected"):
     """Paste one mask-head output into the full image.
 
     Args:
@@ -339,6 +388,9 @@ def unmold_mask(mask, bbox, image_shape):
         bbox: (y1, x1, y2, x2) pixel box, y2/x2 exclusive, in the image of
             ``image_shape``; parts outside the image are dropped.
         image_shape: (H, W[, C]).
+        resampling: "corrected" (edges extended) or "faithful" (the original's
+            call: zeros blended in beyond the 28x28 grid, so masks thin out at the
+            box edges).
     Returns:
         bool [H, W] mask: the probabilities resized bilinearly to the box, >= 0.5.
     """
@@ -346,4 +398,7 @@ def unmold_mask(mask, bbox, image_shape):
     if mask.ndim != 2:
         raise ValueError(f"unmold_mask: mask must be [mh, mw], got shape {mask.shape}")
     box = np.rint(np.asarray(bbox, dtype=np.float64).reshape(-1)[:4]).astype(np.int64)
+    if check_resampling(resampling) == "faithful":
+        return _faithful.paste_mask(mask, box, int(image_shape[0]), int(image_shape[1]),
+                                    "threshold")
     return _paste(mask, box, int(image_shape[0]), int(image_shape[1]), 0.5)

@@ -102,6 +102,11 @@ class Config:
     IMAGE_MAX_DIM = 1024
     IMAGE_MIN_SCALE = 0
     IMAGE_CHANNEL_COUNT = 3
+    # How images, reference crops and masks are resampled (utils.resize_image and the
+    # mask helpers): "corrected" (pixel-centre bilinear, edges extended, rounded) or
+    # "faithful" (the original Siamese Mask R-CNN's scikit-image/SciPy calls: zeros
+    # blended in at borders, truncated to uint8; see mrcnn._faithful).
+    RESAMPLING = "corrected"
 
     # Per-channel mean (RGB) subtracted from input images.
     MEAN_PIXEL = [123.7, 116.8, 103.9]
@@ -220,6 +225,8 @@ class Config:
             name = "IMAGE_MIN_DIM" if self.IMAGE_RESIZE_MODE == "crop" else "IMAGE_MAX_DIM"
             if dim % 64:
                 fail(name, f"must be divisible by 64 (the coarsest FPN stride), got {dim}")
+        if self.RESAMPLING not in ("corrected", "faithful"):
+            fail("RESAMPLING", f"must be 'corrected' or 'faithful', got {self.RESAMPLING!r}")
         if self.IMAGE_MIN_DIM and self.IMAGE_MAX_DIM and self.IMAGE_MIN_DIM > self.IMAGE_MAX_DIM:
             fail("IMAGE_MIN_DIM", f"{self.IMAGE_MIN_DIM} exceeds IMAGE_MAX_DIM {self.IMAGE_MAX_DIM}")
         if len(self.MEAN_PIXEL) != self.IMAGE_CHANNEL_COUNT:

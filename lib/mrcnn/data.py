@@ -102,7 +102,8 @@ def unmold_image(normalized_images, config):
 # ====================================================================== ground truth
 def _resize(image, config, rng):
     kwargs = dict(min_dim=config.IMAGE_MIN_DIM, min_scale=config.IMAGE_MIN_SCALE,
-                  max_dim=config.IMAGE_MAX_DIM, mode=config.IMAGE_RESIZE_MODE)
+                  max_dim=config.IMAGE_MAX_DIM, mode=config.IMAGE_RESIZE_MODE,
+                  resampling=utils.config_resampling(config))
     if config.IMAGE_RESIZE_MODE == "crop":
         kwargs["rng"] = rng
     return utils.resize_image(image, **kwargs)
@@ -122,7 +123,8 @@ def load_image_gt(dataset, config, image_id, augmentation=None, rng=None,
     Args:
         dataset: a prepared ``mrcnn.utils.Dataset``.
         config: uses IMAGE_RESIZE_MODE, IMAGE_MIN_DIM, IMAGE_MAX_DIM, IMAGE_MIN_SCALE,
-            NUM_CLASSES, USE_MINI_MASK, MINI_MASK_SHAPE.
+            RESAMPLING (image, mask and mini-mask resampling), NUM_CLASSES,
+            USE_MINI_MASK, MINI_MASK_SHAPE.
         image_id: internal id of the image in ``dataset``.
         active_class_ids: optional [NUM_CLASSES] 0/1 vector for the meta; default: the
             classes of the image's source dataset (Matterport). A model whose classes
@@ -165,7 +167,9 @@ def load_image_gt(dataset, config, image_id, augmentation=None, rng=None,
 
     image, window, scale, padding, crop = _resize(image, config, rng)
     if mask.shape[-1]:
-        mask = np.asarray(utils.resize_mask(mask, scale, padding, crop)).astype(bool)
+        mask = np.asarray(utils.resize_mask(mask, scale, padding, crop,
+                                            resampling=utils.config_resampling(config))
+                          ).astype(bool)
     else:
         mask = np.zeros(image.shape[:2] + (0,), dtype=bool)
     if mask.shape[:2] != image.shape[:2]:
@@ -191,7 +195,8 @@ def load_image_gt(dataset, config, image_id, augmentation=None, rng=None,
 
     if config.USE_MINI_MASK:
         if mask.shape[-1]:
-            mask = np.asarray(utils.minimize_mask(bbox, mask, config.MINI_MASK_SHAPE),
+            mask = np.asarray(utils.minimize_mask(bbox, mask, config.MINI_MASK_SHAPE,
+                                                  resampling=utils.config_resampling(config)),
                               dtype=bool)
         else:
             mask = np.zeros(tuple(config.MINI_MASK_SHAPE) + (0,), dtype=bool)

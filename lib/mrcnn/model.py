@@ -436,7 +436,7 @@ class MaskRCNN:
         return self._anchor_cache[key]
 
     def mold_inputs(self, images):
-        """Resize, pad and mean-subtract images.
+        """Resize, pad and mean-subtract images (resampled by ``config.RESAMPLING``).
 
         Returns (molded [B, H, W, 3] float32, image_metas [B, 12+K], windows [B, 4]
         pixel boxes of the image inside the molded frame).
@@ -450,7 +450,8 @@ class MaskRCNN:
                                  f"got shape {image.shape}")
             resized, window, scale, _, _ = utils.resize_image(
                 image, min_dim=config.IMAGE_MIN_DIM, min_scale=config.IMAGE_MIN_SCALE,
-                max_dim=config.IMAGE_MAX_DIM, mode=config.IMAGE_RESIZE_MODE)
+                max_dim=config.IMAGE_MAX_DIM, mode=config.IMAGE_RESIZE_MODE,
+                resampling=utils.config_resampling(config))
             molded.append(mold_image(resized, config))
             windows.append(window)
             metas.append(compose_image_meta(0, image.shape, resized.shape, window, scale,
@@ -472,7 +473,8 @@ class MaskRCNN:
             original_image_shape: [H, W, C] before resizing; image_shape: molded shape.
             window: [4] pixel box of the real image inside the molded image.
         Returns: boxes int32 [N, 4] pixel, class_ids int32 [N], scores float32 [N],
-            masks bool [H, W, N].
+            masks bool [H, W, N] (each mask pasted into its box by
+            ``config.RESAMPLING``'s rule, see :func:`mrcnn.utils.unmold_mask`).
         """
         class_ids_all = detections[:, 4].astype(np.int32)
         keep = np.where(class_ids_all > 0)[0]
@@ -492,7 +494,8 @@ class MaskRCNN:
         else:
             rows = keep[nonempty]
             small = mrcnn_mask[rows, :, :, class_ids]
-            masks = np.stack([utils.unmold_mask(m, b, original_image_shape)
+            resampling = utils.config_resampling(self.config)
+            masks = np.stack([utils.unmold_mask(m, b, original_image_shape, resampling)
                               for m, b in zip(small, boxes)], axis=-1)
         return boxes.astype(np.int32), class_ids, scores, masks
 

@@ -19,11 +19,12 @@ import numpy as np
 
 from mrcnn._dataset import Dataset, ImageLoadError
 from mrcnn._masks import (
-    RESIZE_MODES, expand_mask, extract_bboxes, minimize_mask, resize_image, resize_mask,
-    unmold_mask)
+    RESAMPLING_MODES, RESIZE_MODES, check_resampling, config_resampling, expand_mask,
+    extract_bboxes, minimize_mask, resize_image, resize_mask, unmold_mask)
 
 __all__ = [
-    "Dataset", "ImageLoadError", "RESIZE_MODES",
+    "Dataset", "ImageLoadError", "RESIZE_MODES", "RESAMPLING_MODES",
+    "check_resampling", "config_resampling",
     "extract_bboxes", "compute_iou", "compute_overlaps", "compute_overlaps_masks",
     "non_max_suppression", "box_refinement", "apply_box_deltas",
     "resize_image", "resize_mask", "minimize_mask", "expand_mask", "unmold_mask",

@@ -14,7 +14,11 @@ Mask R-CNN and the original Siamese Mask R-CNN checkpoints contain):
   ``fpn_model``) is one group holding all its layers' weights, named
   ``"<inner layer>/<variable>:0"``: all trainable weights in layer order, then all
   non-trainable ones. That order depends on what was frozen at save time, so the
-  loader matches weights by name and only falls back to order.
+  loader matches weights by name. Keras 2 under TF1 named a weight after its
+  variable scope, which the graph made unique: a layer built when its name was
+  already taken stored ``conv1_1/kernel:0``; that suffix is ignored when no exact
+  name matches. A weight that matches by no name is paired by order and reported
+  (``LoadReport.by_order`` and a warning), never silently.
 
 Files written by ``keras.Model.save()`` in Keras 2 (weights under a
 ``model_weights`` group) are read too. Keras 3's own ``.weights.h5`` format is a
@@ -53,6 +57,9 @@ class LoadReport:
         ``skip_mismatch``, a shape/count mismatch).
     missing: model layers with weights that the file does not provide (by_name).
     unused: file layers with weights that the model does not have (by_name).
+    by_order: what was paired by position, not by name, one string each: file
+        layers paired with differently named model layers (``by_name=False``) and
+        stored weights whose names match no weight of their layer.
     """
 
     filepath: str
@@ -60,11 +67,14 @@ class LoadReport:
     skipped: list = dataclasses.field(default_factory=list)
     missing: list = dataclasses.field(default_factory=list)
     unused: list = dataclasses.field(default_factory=list)
+    by_order: list = dataclasses.field(default_factory=list)
 
     def summary(self):
         return (f"{self.filepath}: loaded {len(self.loaded)} layers, skipped "
                 f"{len(self.skipped)} {self.skipped}, missing in file {self.missing}, "
-                f"unused from file {self.unused}")
+                f"unused from file {self.unused}"
+                + (f", paired by order (names differ): {self.by_order}"
+                   if self.by_order else ""))
 
 
 # ----------------------------------------------------------------- model side
@@ -242,16 +252,28 @@ def _weight_key(stored_name):
     return "/".join(parts[-2:])
 
 
-def _pair_weights(model_names, stored_names):
+def _without_scope_suffix(stored_name):
+    """"<layer>/<var>" with Keras 2's scope uniquifier dropped: "conv1_1/kernel"."""
+    layer, _, variable = _weight_key(stored_name).rpartition("/")
+    return f"{re.sub(r'_[0-9]+$', '', layer)}/{variable}"
+
+
+def _pair_weights(model_names, stored_names, by_order=None):
     """Index into ``model_names`` for each stored weight.
 
-    First exact "<layer>/<var>" matches, then (for what is left) a unique variable
-    name (a single layer saved under another name, e.g. TimeDistributed's inner
-    layer), then the remaining ones in order.
+    First exact "<layer>/<var>" matches, then (for what is left) the same without
+    Keras 2's "_<n>" scope suffix on either side, then, for a single layer (not a
+    nested model), a unique variable name (a layer saved under another name, e.g.
+    TimeDistributed's inner layer), then the remaining ones in order; the
+    (stored, model) names of those are appended to ``by_order`` when given.
     """
     pairing = [None] * len(stored_names)
     used = set()
-    for key_fn in (_weight_key, lambda n: _weight_key(n).split("/")[-1]):
+    key_fns = [_weight_key, _without_scope_suffix]
+    if len({_weight_key(n).split("/")[0] for n in model_names}) == 1:
+        # One layer (not a nested model): its variable names alone identify it.
+        key_fns.append(lambda n: _weight_key(n).split("/")[-1])
+    for key_fn in key_fns:
         model_keys = [key_fn(n) for n in model_names]
         stored_keys = [key_fn(n) if pairing[j] is None else None
                        for j, n in enumerate(stored_names)]
@@ -266,6 +288,8 @@ def _pair_weights(model_names, stored_names):
     for j in range(len(stored_names)):
         if pairing[j] is None:
             pairing[j] = rest.pop(0)
+            if by_order is not None:
+                by_order.append((stored_names[j], model_names[pairing[j]]))
     return pairing
 
 
@@ -341,6 +365,20 @@ def load_weights(model, filepath, by_name=False, exclude=None, skip_mismatch=Fal
         file_layers = _read_file_layers(root, filepath)
 
     targets = [layer for layer in model.layers if layer_weight_entries(layer)]
+    file_names = [name for name, _ in file_layers]
+    if by_name and model.name in file_names and model.name not in \
+            {layer.name for layer in targets} and not set(file_names) & \
+            {layer.name for layer in targets}:
+        # The file holds this model as one nested group (an ImageNet classifier
+        # saved around its "resnet_model"): load that group into the model itself.
+        values = dict(file_layers)[model.name]
+        assignments = _layer_assignments(model, model.name, values, filepath, report)
+        for variable, value in assignments:
+            variable.assign(value.astype(variable.dtype, copy=False))
+        report.loaded = [model.name]
+        report.unused = [name for name in file_names if name != model.name]
+        logger.info("%s", report.summary())
+        return report
     if by_name:
         by_layer_name = {layer.name: layer for layer in targets}
         pairs = [(by_layer_name[name], name, values) for name, values in file_layers
@@ -362,8 +400,11 @@ def load_weights(model, filepath, by_name=False, exclude=None, skip_mismatch=Fal
             by_layer_name = {layer.name: layer for layer in targets}
             pairs = [(by_layer_name[name], name, values) for name, values in file_layers]
         else:
+            # Keras 2's by_name=False: layers in order. Reported, as names differ.
             pairs = [(layer, name, values)
                      for layer, (name, values) in zip(targets, file_layers)]
+            report.by_order += [f"file layer {name!r} -> model layer {layer.name!r}"
+                                for layer, name, _ in pairs if layer.name != name]
 
     assignments = []
     for layer, file_layer_name, values in pairs:
@@ -371,7 +412,8 @@ def load_weights(model, filepath, by_name=False, exclude=None, skip_mismatch=Fal
             report.skipped.append(layer.name)
             continue
         try:
-            assignments.extend(_layer_assignments(layer, file_layer_name, values, filepath))
+            assignments.extend(_layer_assignments(layer, file_layer_name, values, filepath,
+                                                  report))
         except ValueError as e:
             if not skip_mismatch:
                 raise
@@ -381,12 +423,16 @@ def load_weights(model, filepath, by_name=False, exclude=None, skip_mismatch=Fal
         report.loaded.append(layer.name)
     for variable, value in assignments:
         variable.assign(value.astype(variable.dtype, copy=False))
+    if report.by_order:
+        logger.warning("%s: paired by order because the names differ: %s", filepath,
+                       "; ".join(report.by_order))
     logger.info("%s", report.summary())
     return report
 
 
-def _layer_assignments(layer, file_layer_name, values, filepath):
-    """[(variable, array)] for one layer, or ValueError naming what does not fit."""
+def _layer_assignments(layer, file_layer_name, values, filepath, report=None):
+    """[(variable, array)] for one layer, or ValueError naming what does not fit.
+    Weights paired by order are added to ``report.by_order``."""
     entries = layer_weight_entries(layer)
     stored_names = [name for name, _ in values]
     if len(entries) != len(values):
@@ -394,7 +440,12 @@ def _layer_assignments(layer, file_layer_name, values, filepath):
             f"{filepath}: layer {file_layer_name!r} has {len(values)} weights in the file "
             f"but model layer {layer.name!r} has {len(entries)} "
             f"(file: {stored_names}; model: {[n for n, _ in entries]})")
-    pairing = _pair_weights([name for name, _ in entries], stored_names)
+    by_order = []
+    pairing = _pair_weights([name for name, _ in entries], stored_names, by_order)
+    if report is not None and len(by_order) and len(entries) > 1:
+        # A one-weight layer pairs by order trivially; anything larger is reported.
+        report.by_order += [f"layer {file_layer_name!r}: file weight {stored!r} -> "
+                            f"{model!r}" for stored, model in by_order]
     out = []
     for (stored_name, value), index in zip(values, pairing):
         model_name, variable = entries[index]

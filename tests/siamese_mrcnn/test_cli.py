@@ -299,6 +299,66 @@ def test_evaluate_reports_seen_and_unseen(trained_run, evaluated):
     assert sum(len(r["results"]) for r in records.values()) > 0  # near-random heads detect
 
 
+@pytest.mark.parametrize("baseline", ["wrong-reference", "random-boxes"])
+def test_evaluate_a_paper_baseline(trained_run, tiny_coco, tmp_path, capsys, baseline):
+    logs, _ = trained_run
+    out, partial = str(tmp_path / "baseline.json"), str(tmp_path / "baseline.jsonl")
+    assert main(["evaluate", *data_flags(tiny_coco), "--weights", "last", "--logs", logs,
+                 *EVAL_FLAGS, "--seed", "2", "--baseline", baseline, "--output", out,
+                 "--partial", partial]) == 0
+    printed = capsys.readouterr().out
+    assert f"baseline {baseline} (its draws seeded by 9):" in printed
+    with open(out) as f:
+        settings = json.load(f)["summary"]["settings"]
+    assert settings["baseline"]["name"] == baseline and settings["baseline"]["seed"] == 9
+    records = read_records(partial)
+    assert sorted(records) == [(0, 0), (0, 1), (0, 2)]
+    refs = [ref for r in records.values() for ref in r["references"]]
+    if baseline == "wrong-reference":
+        assert refs and all(ref["reference_class_id"] != ref["class_id"] for ref in refs)
+    else:
+        assert refs and all("reference_class_id" not in ref for ref in refs)
+
+
+def test_combine_split_reports_into_the_paper_table(trained_run, evaluated, tiny_coco,
+                                                   tmp_path, capsys):
+    logs, _ = trained_run
+    report1, _, printed = evaluated
+    assert "full COCO summary (percent):" in printed and "AP75" in printed
+    assert report1["coco_table"][0].split()[2:] == ["AP", "AP50", "AP75", "APs", "APm", "APl",
+                                                    "AR1", "AR10", "AR100", "ARs", "ARm",
+                                                    "ARl"]
+    first, second = str(tmp_path / "split1.json"), str(tmp_path / "split2.json")
+    with open(first, "w") as f:
+        json.dump(report1, f)
+    assert main(["evaluate", *data_flags(tiny_coco), "--weights", "last", "--logs", logs,
+                 *EVAL_FLAGS, "--split", "2", "--output", second]) == 0
+    capsys.readouterr()
+    out = str(tmp_path / "paper.json")
+    assert main(["evaluate", "--combine", first, second, "--output", out]) == 0
+    printed = capsys.readouterr().out
+    assert "2 split(s) ['1', '2'], 1 run(s), 1-shot, corrected mode" in printed
+    assert "det AP50" in printed and "segm AP50" in printed
+    with open(out) as f:
+        paper = json.load(f)
+    with open(second) as f:
+        report2 = json.load(f)
+    for group in ("seen", "unseen"):
+        for iou_type in ("bbox", "segm"):
+            for metric in ("AP", "AP50", "AP75", "AR100"):
+                a = report1["summary"]["per_run"][0][group][iou_type][metric]
+                b = report2["summary"]["per_run"][0][group][iou_type][metric]
+                got = paper["summary"]["groups"][group][iou_type][metric]["mean"]
+                assert got == pytest.approx((a + b) / 2), (group, iou_type, metric)
+    assert paper["paper_table"][0].split() == ["classes", "det", "AP", "det", "AP50", "segm",
+                                               "AP", "segm", "AP50"]
+    line = run_error(capsys, ["evaluate", "--combine", first, first])
+    assert line == "siamese-mrcnn: error: --combine: combine_reports: split(s) ['1'] given " \
+                   "more than once"
+    line = run_error(capsys, ["evaluate", "--combine", str(tmp_path / "none.json")])
+    assert line.startswith("siamese-mrcnn: error: --combine: report not found:")
+
+
 def test_sharded_evaluation_merges_to_the_single_process_result(
         trained_run, evaluated, tiny_coco, tmp_path, capsys):
     logs, _ = trained_run

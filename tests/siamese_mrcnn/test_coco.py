@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from mrcnn.utils import ImageLoadError
-from siamese_mrcnn.coco import CocoDataset, annotation_to_mask, split_train_val_ids
+from siamese_mrcnn.coco import (CocoDataset, annotation_to_mask, coco_from_dict,
+                                divide_train_val, original_train_val_ids, split_train_val_ids)
 
 from .conftest import CONTIGUOUS, HEIGHT, IMAGES, WIDTH, box_mask, uncompressed_rle, \
     write_coco_json
@@ -166,6 +167,77 @@ def test_split_train_val_ids_uses_sorted_ids():
         split_train_val_ids([1, 2, 3], validation_size=3)
 
 
+def _coco_like_annotations(count=900, seed=0):
+    """A train2017-like file: 6-digit image ids, 6 categories, 30 images without
+    annotations, annotations listed in a shuffled order."""
+    rng = np.random.default_rng(seed)
+    ids = [int(i) for i in rng.choice(np.arange(9, 581930), count, replace=False)]
+    annotated = ids[30:]
+    anns = []
+    for n, image_id in enumerate(annotated):
+        for cat in rng.choice([1, 2, 3, 5, 8, 13], rng.integers(1, 4), replace=False):
+            anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": int(cat),
+                         "iscrowd": int(n % 17 == 0), "bbox": [0, 0, 2, 2], "area": 4.0,
+                         "segmentation": [[0.0, 0.0, 2.0, 0.0, 2.0, 2.0]]})
+    anns = [anns[i] for i in rng.permutation(len(anns))]
+    images = [{"id": i, "file_name": f"{i:012d}.jpg", "height": 4, "width": 4} for i in ids]
+    cats = [{"id": c, "name": f"c{c}"} for c in (13, 1, 8, 2, 5, 3)]
+    return {"images": images, "annotations": anns, "categories": cats}, set(annotated)
+
+
+def test_original_division_holds_out_the_last_annotated_images_in_set_order():
+    data, annotated = _coco_like_annotations()
+    coco = coco_from_dict(data)
+    train, val = original_train_val_ids(coco, validation_size=300)
+    assert len(val) == 300 and len(train) == len(annotated) - 300
+    assert set(train) | set(val) == annotated and not set(train) & set(val)
+    # Not the sorted division: 6-digit ids overflow the set's table, so its order is
+    # neither sorted nor the file's.
+    assert val != sorted(val) and set(val) != set(sorted(annotated)[-300:])
+    sorted_train, sorted_val = divide_train_val(coco, 300, "sorted")
+    assert sorted_val == sorted(int(i["id"]) for i in data["images"])[-300:]
+    assert divide_train_val(coco, 300, "original") == (train, val)
+    with pytest.raises(ValueError, match="division must be one of"):
+        divide_train_val(coco, 300, "random")
+    # A small case worked by hand (CPython's set: 8 slots, slot = id % 8, a
+    # collision at slot i probes (5 i + 1) % 8): category 1 lists images [16, 8]
+    # (16 in slot 0, 8 collides and moves to 1), category 2 lists [8, 1, 3]. Their
+    # concatenation [16, 8, 8, 1, 3]: 16 -> 0, 8 -> 1, 1 collides with 8 and moves
+    # to 6, 3 -> 3; iterated by slot: 16, 8, 3, 1.
+    small = coco_from_dict({
+        "images": [{"id": i, "file_name": "x", "height": 1, "width": 1}
+                   for i in (1, 3, 8, 16, 99)],
+        "annotations": [{"id": n, "image_id": i, "category_id": c, "iscrowd": 0}
+                        for n, (i, c) in enumerate([(16, 1), (8, 1), (1, 2), (3, 2),
+                                                    (8, 2)])],
+        "categories": [{"id": 2, "name": "b"}, {"id": 1, "name": "a"}]})
+    assert original_train_val_ids(small, 2) == ([16, 8], [3, 1])
+    assert split_train_val_ids(small.getImgIds(), 2) == ([1, 3, 8], [16, 99])
+
+
+def test_original_division_does_not_depend_on_the_hash_seed(tmp_path):
+    import json
+    import subprocess
+    import sys
+    data, _ = _coco_like_annotations(count=400, seed=3)
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps(data))
+    script = ("import json, sys; from siamese_mrcnn.coco import read_coco, "
+              "original_train_val_ids; print(json.dumps(original_train_val_ids("
+              "read_coco(sys.argv[1]), 100)))")
+    outputs = set()
+    for seed in ("0", "1", "12345"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        done = subprocess.run([sys.executable, "-c", script, str(path)], env=env,
+                              capture_output=True, text=True, check=True)
+        outputs.add(done.stdout)
+    assert len(outputs) == 1
+    in_subprocesses = json.loads(outputs.pop())
+    from siamese_mrcnn.coco import read_coco
+    assert in_subprocesses == [list(p) for p in original_train_val_ids(read_coco(str(path)),
+                                                                      100)]
+
+
 def _write_standard_layout(root, subset, image_ids):
     images = [{"id": i, "file_name": f"{i:012d}.jpg", "height": 4, "width": 4}
               for i in image_ids]
@@ -187,6 +259,11 @@ def test_load_coco_train_val_division(tmp_path):
     assert [val.coco_image_id(i) for i in val.image_ids] == [50, 64, 100]
     assert val.image_info[0]["path"] == os.path.join(str(tmp_path), "train2017",
                                                      "000000000050.jpg")
+    original = CocoDataset()
+    original.load_coco(str(tmp_path), "val_split", validation_size=3, val_division="original")
+    original.prepare()
+    expected = sorted(original_train_val_ids(original.coco, 3)[1])
+    assert [original.coco_image_id(i) for i in original.image_ids] == expected
 
 
 def test_load_coco_standard_subsets(tmp_path):

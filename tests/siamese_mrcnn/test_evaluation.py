@@ -19,6 +19,7 @@ from pycocotools.cocoeval import COCOeval
 from siamese_mrcnn.evaluation import (
     EvalMode, detections_to_coco, evaluate_one_shot, load_partial, make_model_detector,
     merge_partials, run_detections, summarize)
+from siamese_mrcnn.config import SiameseConfig
 from siamese_mrcnn.splits import split_from_names
 
 from .conftest import CATEGORIES, CONTIGUOUS, HEIGHT, WIDTH
@@ -109,8 +110,10 @@ def test_ground_truth_as_detections_scores_one(tiny_dataset, tiny_coco, tiny_con
     assert summary["settings"]["num_images"] == 8
 
 
-def _direct_cocoeval(annotation_file, raw, iou_type, cat_ids):
-    """pycocotools called directly on results converted here from the raw outputs."""
+def _direct_cocoeval(annotation_file, raw, iou_type, cat_ids, with_boxes=True):
+    """pycocotools called directly on results converted here from the raw outputs
+    (with boxes and masks, as the original passed them; ``with_boxes=False``: masks
+    only for segm)."""
     results = []
     for coco_id, cat, rois, scores, masks in raw:
         for n in range(len(rois)):
@@ -118,6 +121,8 @@ def _direct_cocoeval(annotation_file, raw, iou_type, cat_ids):
             rle = mask_utils.encode(np.asfortranarray(masks[:, :, n].astype(np.uint8)))
             results.append({"image_id": coco_id, "category_id": cat, "score": float(scores[n]),
                             "bbox": [x1, y1, x2 - x1, y2 - y1], "segmentation": rle})
+            if not with_boxes and iou_type == "segm":
+                del results[-1]["bbox"]
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(annotation_file)
         evaluator = COCOeval(gt, gt.loadRes(results), iou_type)
@@ -126,20 +131,34 @@ def _direct_cocoeval(annotation_file, raw, iou_type, cat_ids):
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    return evaluator.stats[0], evaluator.stats[1]
+    return evaluator.stats  # AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl
 
 
 def test_perturbed_detections_equal_direct_cocoeval(tiny_dataset, tiny_coco, tiny_config):
+    from siamese_mrcnn.evaluation_results import COCO_METRICS
     detector = TruthDetector(tiny_coco, perturb=True)
-    summary = _evaluate(tiny_dataset, tiny_config, detector, runs=1)
+    summary = _evaluate(tiny_dataset, tiny_config, detector, runs=1)  # faithful
     run = summary["per_run"][0]
+    corrected = TruthDetector(tiny_coco, perturb=True)
+    corrected_run = _evaluate(tiny_dataset, tiny_config, corrected, runs=1,
+                              mode=EvalMode.corrected())["per_run"][0]
     for group, cat_ids in COCO_GROUPS.items():
+        # Corrected segm scoring sorts detections into area ranges by mask area.
+        stats = _direct_cocoeval(tiny_coco["annotation_file"], corrected.raw, "segm",
+                                 cat_ids, with_boxes=False)
+        for metric, expected in zip(COCO_METRICS, stats):
+            ours = corrected_run[group]["segm"][metric]
+            assert (ours if ours is not None else -1) == expected, (group, metric)
         for iou_type in ("bbox", "segm"):
-            ap, ap50 = _direct_cocoeval(tiny_coco["annotation_file"], detector.raw, iou_type,
-                                        cat_ids)
-            assert run[group][iou_type]["AP"] == ap
-            assert run[group][iou_type]["AP50"] == ap50
-            assert 0.0 < ap < 1.0
+            stats = _direct_cocoeval(tiny_coco["annotation_file"], detector.raw, iou_type,
+                                     cat_ids)
+            for metric, expected in zip(COCO_METRICS, stats):
+                # COCOeval.summarize prints -1 where we give None (no such objects).
+                ours = run[group][iou_type][metric]
+                assert (ours if ours is not None else -1) == expected, (group, iou_type, metric)
+            assert 0.0 < run[group][iou_type]["AP"] < 1.0
+            # Up to 13 false positives per query: recall with 1, 10, 100 detections.
+            assert run[group][iou_type]["AR1"] <= run[group][iou_type]["AR100"]
 
 
 def test_runs_mean_and_interval(tiny_dataset, tiny_coco, tiny_config):
@@ -312,6 +331,7 @@ class _Model:
 
     class config:
         DETECTION_MIN_CONFIDENCE = 0.7
+        RESAMPLING = "faithful"
 
     def __init__(self):
         self.flags = []
@@ -329,8 +349,12 @@ def test_make_model_detector_applies_the_mode():
     out = detector(np.zeros((4, 5, 3), np.uint8), [[np.zeros((2, 2, 3), np.uint8)]] * 2)
     assert len(out) == 2 and set(out[0]) == {"rois", "scores", "masks"}
     assert model.flags == [False]
+    with pytest.raises(ValueError, match="build it with RESAMPLING='corrected'"):
+        make_model_detector(model, EvalMode.corrected())
+    model.config.RESAMPLING = "corrected"
     with pytest.raises(ValueError, match="DETECTION_MIN_CONFIDENCE=0.05"):
         make_model_detector(model, EvalMode.corrected())
+    model.config.RESAMPLING = "faithful"
     assert EvalMode.corrected().detection_min_confidence(model.config) == 0.05
     assert EvalMode.from_name("faithful").detection_min_confidence(model.config) == 0.7
     with pytest.raises(ValueError, match="unknown evaluation mode 'fast'"):
@@ -340,3 +364,80 @@ def test_make_model_detector_applies_the_mode():
 def test_contiguous_ids_used_by_groups_match_fixture():
     assert [CONTIGUOUS[c] for c in COCO_GROUPS["seen"]] == GROUPS["seen"]
     assert [CONTIGUOUS[c] for c in COCO_GROUPS["unseen"]] == GROUPS["unseen"]
+
+
+# ------------------------------------------------------------- category presence
+def _vanishing_instance_dataset(root):
+    """Three 300x300 images: image 1 holds only a one-pixel instance of category 7
+    at (1, 1) (it vanishes when the original's nearest zoom down-scales by 128/300,
+    which samples rows and columns 0, 2, 5, ...); images 2 and 3 a 60x60 square of
+    it. Category 8 is in image 2 only."""
+    import os
+
+    import skimage.io
+    from siamese_mrcnn.coco import CocoDataset
+    from .conftest import uncompressed_rle, write_coco_json
+    os.makedirs(os.path.join(root, "images"), exist_ok=True)
+    shapes = {1: [(7, (1, 1, 2, 2))], 2: [(7, (50, 50, 110, 110)), (8, (150, 20, 200, 90))],
+              3: [(7, (100, 120, 160, 180))]}
+    images, annotations = [], []
+    for image_id, instances in shapes.items():
+        pixels = np.full((300, 300, 3), 90, np.uint8)
+        for n, (cat, (y1, x1, y2, x2)) in enumerate(instances):
+            mask = np.zeros((300, 300), np.uint8)
+            mask[y1:y2, x1:x2] = 1
+            pixels[mask.astype(bool)] = (200, 40, 40) if cat == 7 else (40, 200, 40)
+            annotations.append({"id": 10 * image_id + n, "image_id": image_id,
+                                "category_id": cat, "iscrowd": 0,
+                                "segmentation": uncompressed_rle(mask),
+                                "area": float(mask.sum()),
+                                "bbox": [x1, y1, x2 - x1, y2 - y1]})
+        name = f"{image_id}.png"
+        skimage.io.imsave(os.path.join(root, "images", name), pixels, check_contrast=False)
+        images.append({"id": image_id, "file_name": name, "height": 300, "width": 300})
+    path = os.path.join(root, "instances.json")
+    write_coco_json(path, images, annotations,
+                    [{"id": 7, "name": "dot"}, {"id": 8, "name": "bar"}])
+    dataset = CocoDataset()
+    dataset.load_coco_file(path, os.path.join(root, "images"))
+    dataset.prepare()
+    return dataset
+
+
+class PresenceConfig(SiameseConfig):
+    NAME = "presence"
+    IMAGE_MIN_DIM = 64
+    IMAGE_MAX_DIM = 128
+    TARGET_MIN_DIM = 24
+    TARGET_MAX_DIM = 32
+
+
+def test_faithful_mode_queries_what_survives_the_resize(tmp_path):
+    from siamese_mrcnn.references import classes_after_resize
+    dataset = _vanishing_instance_dataset(str(tmp_path))
+    config = PresenceConfig()
+    dot, bar = dataset.class_id_from_category(7), dataset.class_id_from_category(8)
+    first = dataset.image_index_from_coco(1)
+    # The annotations say image 1 holds a dot; after the original's resize it holds none.
+    assert list(dataset.image_category_index[first]) == [dot]
+    assert classes_after_resize(dataset, first, config, "faithful") == []
+    assert classes_after_resize(dataset, first, config, "corrected") == [dot]
+    assert classes_after_resize(dataset, dataset.image_index_from_coco(2), config,
+                                "faithful") == [dot, bar]
+
+    def detector(image, references):
+        return [{"rois": np.zeros((0, 4)), "scores": np.zeros(0), "masks": None}
+                for _ in references]
+
+    def queried_pairs(mode):
+        partial = run_detections(dataset, detector, {"all": [dot, bar]}, config, runs=1,
+                                 mode=mode, progress=False)
+        return sorted((dataset.coco_image_id(img), ref["class_id"])
+                      for (_, img), rec in partial.records.items()
+                      for ref in rec["references"])
+
+    faithful = queried_pairs(EvalMode.faithful())
+    assert faithful == [(2, dot), (2, bar), (3, dot)]          # image 1 never queried
+    by_annotations = EvalMode("faithful-annotations", False, True, False, None,
+                              resampling="faithful", presence="annotations")
+    assert queried_pairs(by_annotations) == [(1, dot)] + faithful

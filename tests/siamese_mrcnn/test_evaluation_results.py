@@ -7,8 +7,8 @@ import pytest
 
 from siamese_mrcnn.evaluation import EvalMode
 from siamese_mrcnn.evaluation_results import (
-    coco_ap, combine_splits, format_table, load_results, mean_and_ci, package_versions,
-    results_for_iou_type, write_report)
+    COCO_METRICS, coco_ap, combine_reports, combine_splits, format_paper_table, format_table,
+    load_results, mean_and_ci, package_versions, results_for_iou_type, write_report)
 
 
 def _truth_results(coco, image_ids, cat_ids, score=0.9):
@@ -89,6 +89,47 @@ def test_combine_splits_averages_per_run_then_over_runs():
     assert combined["splits"] == [1, 2]
     with pytest.raises(ValueError, match="differ in runs"):
         combine_splits([_summary([0.1], 1), _summary([0.1, 0.2], 2)])
+
+
+def _report(split, unseen_ap_by_run, mode="faithful", shots=1):
+    """A report of one split: unseen and seen, bbox and segm, every COCO metric set to
+    the run's value (seen: twice it), as write_report stores it."""
+    per_run = [{g: {t: {m: (2 if g == "seen" else 1) * v for m in COCO_METRICS}
+                    for t in ("bbox", "segm")} for g in ("seen", "unseen")}
+               for v in unseen_ap_by_run]
+    return {"summary": {"iou_types": ["bbox", "segm"], "per_run": per_run,
+                        "groups": {"seen": {}, "unseen": {}},
+                        "settings": {"split": split, "mode": {"name": mode}, "shots": shots,
+                                     "runs": len(per_run), "baseline": None,
+                                     "weights": f"i{split}.h5"}}}
+
+
+def test_combine_reports_gives_the_paper_table():
+    # Four splits, two runs. Run 0 averages to 0.10, run 1 to 0.20 over the splits.
+    reports = [_report(1, [0.08, 0.22]), _report(2, [0.12, 0.18]), _report(3, [0.10, 0.20]),
+               _report(4, [0.10, 0.20])]
+    combined = combine_reports(reports, [f"s{i}.json" for i in range(1, 5)])
+    unseen_ap50 = combined["groups"]["unseen"]["segm"]["AP50"]
+    assert unseen_ap50["values"] == pytest.approx([0.10, 0.20])
+    assert unseen_ap50["mean"] == pytest.approx(0.15)
+    assert unseen_ap50["ci95"] == pytest.approx(1.96 * 0.05 / np.sqrt(2))
+    assert combined["groups"]["seen"]["bbox"]["APl"]["mean"] == pytest.approx(0.30)
+    assert combined["settings"]["splits"] == [1, 2, 3, 4]
+    assert combined["settings"]["weights"] == ["i1.h5", "i2.h5", "i3.h5", "i4.h5"]
+    # seen: runs 0.20 and 0.40 -> 30.00 ± 1.96 * 0.10 / sqrt(2) = 13.86.
+    assert format_paper_table(combined).splitlines() == [
+        "classes  det AP         det AP50       segm AP        segm AP50",
+        "-------  -------------  -------------  -------------  -------------",
+        "seen     30.00 ± 13.86  30.00 ± 13.86  30.00 ± 13.86  30.00 ± 13.86",
+        "unseen   15.00 ± 6.93   15.00 ± 6.93   15.00 ± 6.93   15.00 ± 6.93",
+    ]
+    with pytest.raises(ValueError, match=r"s2.json: mode \{\"name\": \"corrected\"\}"):
+        combine_reports([reports[0], _report(2, [0.1, 0.2], mode="corrected")],
+                        ["s1.json", "s2.json"])
+    with pytest.raises(ValueError, match=r"split\(s\) \['1'\] given more than once"):
+        combine_reports([reports[0], reports[0]])
+    with pytest.raises(ValueError, match="s2.json: runs 3"):
+        combine_reports([reports[0], _report(2, [0.1, 0.2, 0.3])], ["s1.json", "s2.json"])
 
 
 def test_format_table():
