@@ -253,6 +253,10 @@ def make_budget_callback(max_steps, seconds, base_lr, warmup_steps):
             self.last_logs = {}
             self.start = None
             self.bar = None
+            # Keras logs the epoch's running mean; each step's own loss is recovered
+            # from consecutive means (n * mean_n - (n - 1) * mean_{n-1}).
+            self.step_losses = []
+            self._running = 0.0
 
         def progress(self):
             if max_steps is not None:
@@ -273,6 +277,10 @@ def make_budget_callback(max_steps, seconds, base_lr, warmup_steps):
         def on_train_batch_end(self, batch, logs=None):
             self.steps += 1
             self.last_logs = {k: float(v) for k, v in (logs or {}).items()}
+            running = self.last_logs.get("loss", float("nan"))
+            previous = self._running if batch > 0 else 0.0
+            self.step_losses.append((batch + 1) * running - batch * previous)
+            self._running = running
             if max_steps is not None:
                 self.bar.update(1)
             else:
@@ -288,6 +296,18 @@ def make_budget_callback(max_steps, seconds, base_lr, warmup_steps):
             self.bar.close()
 
     return TrainingBudget()
+
+
+def loss_curve(step_losses, window=20):
+    """{"first": mean loss of the first ``window`` steps, "last": of the last, "steps"}:
+    whether training brought the loss down (the GPU check prints it)."""
+    losses = np.asarray(step_losses, dtype=np.float64)
+    if losses.size == 0:
+        return {"first": None, "last": None, "steps": 0}
+    n = min(window, losses.size)
+    return {"first": round(float(losses[:n].mean()), 4),
+            "last": round(float(losses[-n:].mean()), 4), "steps": int(losses.size),
+            "window": n}
 
 
 def train_model(args, config, train, seen):
@@ -313,6 +333,7 @@ def train_model(args, config, train, seen):
     record = {"steps": budget.steps, "seconds": round(elapsed, 1),
               "images_seen": budget.steps * config.BATCH_SIZE,
               "final_losses": {k: round(v, 4) for k, v in budget.last_logs.items()},
+              "loss_curve": loss_curve(budget.step_losses),
               "checkpoint": checkpoint, "log_dir": model.log_dir}
     return checkpoint, record
 
@@ -490,6 +511,10 @@ def main(argv=None):
         checkpoint, training = train_model(args, config, train, seen)
         print(f"trained {training['steps']} steps ({training['images_seen']} images) in "
               f"{training['seconds']:.0f} s; final losses {training['final_losses']}")
+        curve = training["loss_curve"]
+        if curve["steps"]:
+            print(f"loss: {curve['first']:.3f} (mean of the first {curve['window']} steps) "
+                  f"-> {curve['last']:.3f} (mean of the last {curve['window']})")
     else:
         checkpoint = os.path.abspath(args.weights)
         training = {"steps": 0, "weights": checkpoint}
