@@ -174,7 +174,9 @@ def _add_config_options(parser, command):
     g.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override any config attribute (repeatable); VALUE is read as "
                         "JSON when it parses, e.g. --set TRAIN_ROIS_PER_IMAGE=32 --set "
-                        "MEAN_PIXEL=[120,115,100]")
+                        "MEAN_PIXEL=[120,115,100]; switches such as TRAIN_BN take only "
+                        "true/false, yes/no, on/off or 1/0. Every value is checked (type, "
+                        "range, finiteness); a bad one is an error naming the attribute")
 
 
 def _add_weights_options(parser, command):

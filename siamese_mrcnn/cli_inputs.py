@@ -58,9 +58,14 @@ def parse_box(text, what="--reference-box"):
     return values
 
 
+_TRUE_WORDS = ("true", "yes", "on", "1")
+_FALSE_WORDS = ("false", "no", "off", "0")
+
+
 def parse_setting(text):
     """"KEY=VALUE" -> (KEY, value); VALUE is read as JSON when it parses, else kept
-    as a string (so NAME=my_run and RPN_ANCHOR_SCALES=[8,16,32,64,128] both work)."""
+    as a string (so NAME=my_run and RPN_ANCHOR_SCALES=[8,16,32,64,128] both work).
+    Switches are read strictly by :func:`coerce_setting`."""
     key, sep, raw = str(text).partition("=")
     key = key.strip()
     if not sep or not key or not key.isupper():
@@ -71,6 +76,22 @@ def parse_setting(text):
     except json.JSONDecodeError:
         value = raw
     return key, value
+
+
+def coerce_setting(config_cls, key, value, text=None):
+    """A --set value for attribute ``key`` of ``config_cls``: a switch (an attribute
+    whose default is a bool, e.g. TRAIN_BN) takes only true/false, yes/no, on/off or
+    1/0 (any case); anything else raises CliError. Other values pass unchanged (the
+    config's validation checks them)."""
+    if not isinstance(getattr(config_cls, key, None), bool) or isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in _TRUE_WORDS:
+        return True
+    if word in _FALSE_WORDS:
+        return False
+    raise CliError(f"--set {text or f'{key}={value}'}: {key} is a switch; expected true or "
+                   f"false (also yes/no, on/off, 1/0)")
 
 
 # ------------------------------------------------------------------ configuration
@@ -146,7 +167,7 @@ def build_config(args, weights_path=None, extra=None):
     values.update(config_overrides(args))
     for setting in getattr(args, "set", None) or []:
         key, value = parse_setting(setting)
-        values[key] = value
+        values[key] = coerce_setting(base_cls, key, value, setting)
     values.update(extra or {})
     try:
         return base_cls.from_dict(values), origin
