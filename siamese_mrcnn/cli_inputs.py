@@ -224,32 +224,22 @@ def last_checkpoint(name, logs):
 
 # ------------------------------------------------------------------ images
 def read_image(path, what):
-    """RGB uint8 [H, W, 3] from an image file (grayscale expanded, alpha dropped).
+    """RGB uint8 [H, W, 3] from an image file, by the project's one loader
+    (:func:`mrcnn._dataset.read_image_file`: grayscale expanded, alpha dropped,
+    palette/CMYK to RGB, 16-bit to its high byte, float [0, 1] scaled by 255).
 
-    Raises CliError naming ``what`` and the path when the file is missing or does
-    not decode to an image.
+    Raises CliError naming ``what`` and the path when the file is missing, does not
+    decode, or has a mode or range without a defined 8-bit conversion.
     """
-    import skimage.color
-    import skimage.io
+    from mrcnn._dataset import ImageLoadError, read_image_file
     if not os.path.isfile(path):
         raise CliError(f"{what} not found: {path}")
     try:
-        image = np.asarray(skimage.io.imread(path))
-    except Exception as e:  # decoders raise OSError, ValueError, SyntaxError, ...
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CliError(f"{what} {path} does not decode as an image: {reason}") from None
-    if image.ndim == 3 and image.shape[-1] == 2:
-        image = image[..., 0]
-    if image.ndim == 2:
-        image = skimage.color.gray2rgb(image)
-    if image.ndim != 3 or image.shape[-1] not in (3, 4) or min(image.shape[:2]) < 1:
-        raise CliError(f"{what} {path} decoded to an unsupported shape {image.shape}")
-    image = image[..., :3]
-    if image.dtype != np.uint8:
-        if image.dtype.kind == "f" and image.max() <= 1.0:
-            image = image * 255.0
-        image = np.clip(np.round(image), 0, 255).astype(np.uint8)
-    return image
+        return read_image_file(path)
+    except ImageLoadError as e:
+        if e.kind == "refused":
+            raise CliError(f"{what} {path}: {e.reason}") from None
+        raise CliError(f"{what} {path} does not decode as an image: {e.reason}") from None
 
 
 # ------------------------------------------------------------------ datasets
