@@ -264,6 +264,24 @@ def dataset_kind(args):
     return kind
 
 
+def dataset_record(args, kind):
+    """JSON description of the dataset the arguments select (absolute paths), as a
+    training run records it in its run.json."""
+    if kind == "coco":
+        return {"kind": "coco", "coco_dir": os.path.abspath(args.coco_dir),
+                "year": str(args.year)}
+    if kind == "custom":
+        record = {"kind": "custom", "annotations": os.path.abspath(args.annotations),
+                  "images": os.path.abspath(args.images)}
+        if getattr(args, "val_annotations", None):
+            record.update(val_annotations=os.path.abspath(args.val_annotations),
+                          val_images=os.path.abspath(args.val_images))
+        return record
+    return {"kind": "procedural", "categories": int(args.procedural_categories),
+            "image_size": int(args.procedural_image_size),
+            "seed": int(args.procedural_seed)}
+
+
 def load_coco_dataset(load):
     """Run a CocoDataset loader; file and format errors become CliError."""
     from siamese_mrcnn.coco import CocoDataset

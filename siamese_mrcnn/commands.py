@@ -18,9 +18,10 @@ import sys
 import numpy as np
 
 from siamese_mrcnn.cli_inputs import (PRESETS, CliError, build_config, check_split_flags,
-                                      comma_list, dataset_kind, exported_procedural,
-                                      load_coco_dataset, parse_box, procedural_dataset,
-                                      read_image, resolve_split, resolve_weights)
+                                      comma_list, dataset_kind, dataset_record,
+                                      exported_procedural, load_coco_dataset, parse_box,
+                                      procedural_dataset, read_image, resolve_split,
+                                      resolve_weights)
 
 logger = logging.getLogger(__name__)
 
@@ -209,8 +210,15 @@ def run_train(args):
     keras.utils.set_random_seed(args.seed)  # reproducible initialisation of new layers
     model = _training_model_class()("training", config, args.logs, strategy=strategy)
     model.train_class_keys = tuple(_class_key(train, c) for c in split.seen_ids)
+    # Beside the checkpoints, so evaluate and detect know what the model has seen.
+    model.run_info = {"dataset": dataset_record(args, kind), "split": split.to_dict()}
+    if weights_kind == "imagenet":
+        model.run_info["imagenet_weights"] = os.path.abspath(weights_path)
     _load_training_weights(model, weights_kind, weights_path, exclude)
-    if model.epoch:
+    if model.epoch and model.parent_checkpoint:
+        print(f"branching a new run from {model.parent_checkpoint} (epoch {model.epoch}): "
+              f"later epochs exist in its run folder, which is left as it is")
+    elif model.epoch:
         print(f"resuming {model.log_dir} after epoch {model.epoch}")
     run_schedule(model, train, val, schedule, base_lr, seed=args.seed,
                  verbose=_fit_verbosity())

@@ -57,15 +57,44 @@ def run_folders(logs):
     return sorted(d for d in os.listdir(logs) if os.path.isdir(os.path.join(logs, d)))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package", autouse=True)
+def eager_tensorflow():
+    """TensorFlow functions run eagerly in this suite: tracing the training step
+    costs ~15 s per training run on a 2-core CPU, one eager step well under one.
+    What is tested here is files, folders, records and messages, not the graph
+    (graph-mode training and inference are tested in tests/mrcnn and
+    tests/siamese_mrcnn). Restored when the package's tests are done."""
+    import tensorflow as tf
+    before = tf.config.functions_run_eagerly()
+    tf.config.run_functions_eagerly(True)
+    yield
+    tf.config.run_functions_eagerly(before)
+
+
+@pytest.fixture(scope="package")
 def trained_run(tiny_coco, tmp_path_factory):
     """Two epochs of one step on split 2 (c5 held out), named "robust":
     {"logs", "run_dir", "checkpoints": [epoch 1, epoch 2]}."""
     logs = str(tmp_path_factory.mktemp("robust_logs"))
-    assert main(["train", *data_flags(tiny_coco), "--weights", "none", "--split", "2",
-                 "--epochs", "2", "--name", "robust", "--logs", logs, *QUICK, *TINY]) == 0
+    umask = os.umask(0o022)  # the usual one, so file modes are known
+    try:
+        assert main(["train", *data_flags(tiny_coco), "--weights", "none", "--split", "2",
+                     "--epochs", "2", "--name", "robust", "--logs", logs, *QUICK,
+                     *TINY]) == 0
+    finally:
+        os.umask(umask)
     (run,) = run_folders(logs)
     run_dir = os.path.join(logs, run)
     return {"logs": logs, "run_dir": run_dir,
             "checkpoints": [os.path.join(run_dir, f"siamese_mrcnn_{e:04d}.h5")
                             for e in (1, 2)]}
+
+
+def pytest_collection_modifyitems(config, items):
+    here = os.path.dirname(os.path.abspath(__file__))
+    for item in items:
+        if str(item.fspath).startswith(here):
+            # Eager mode (above) does not apply to tf.data functions; TF says so once.
+            item.add_marker(pytest.mark.filterwarnings(
+                "ignore:Even though the `tf.config.experimental_run_functions_eagerly`"
+                ":UserWarning"))
