@@ -61,7 +61,12 @@ def _positive_float(text):
 # ------------------------------------------------------------------ option groups
 def _add_dataset_options(parser, command):
     g = parser.add_argument_group(
-        "dataset (one of --coco-dir, --annotations with --images, --dataset procedural)")
+        "dataset (one of --coco-dir, --annotations with --images, --dataset procedural)",
+        {"train": "With --weights of a recorded run (its run.json) and no dataset "
+                  "flags, the run's dataset is used.",
+         "evaluate": "With --weights of a recorded run (its run.json) and no dataset "
+                     "flags, the run's COCO folder or procedural benchmark is used (for "
+                     "its own annotation files, give the evaluation data)."}.get(command))
     g.add_argument("--dataset", choices=("coco", "custom", "procedural"),
                    help="dataset kind; default: custom with --annotations, coco with "
                         "--coco-dir")
@@ -73,7 +78,8 @@ def _add_dataset_options(parser, command):
         coco = ("COCO in its standard layout (DIR/annotations/instances_val<YEAR>.json, "
                 "DIR/val<YEAR>/): evaluates on val<YEAR>")
     g.add_argument("--coco-dir", metavar="DIR", help=coco)
-    g.add_argument("--year", default="2017", help="COCO year of --coco-dir (default 2017)")
+    g.add_argument("--year", help="COCO year of --coco-dir (default: the training run's, "
+                                  "else 2017)")
     g.add_argument("--annotations", metavar="FILE",
                    help="any COCO-format annotation file (instance masks as polygons or "
                         "RLE); its image file_names are relative to --images")
@@ -88,15 +94,17 @@ def _add_dataset_options(parser, command):
                    help=f"--dataset procedural: number of images (default {count})"
                         + ("; validation uses N/10 more, at least 1" if command == "train"
                            else ""))
-    g.add_argument("--procedural-categories", type=_positive_int, default=200, metavar="K",
+    g.add_argument("--procedural-categories", type=_positive_int, metavar="K",
                    help="--dataset procedural: shape categories, class ids 1..K "
-                        "(default 200)")
-    g.add_argument("--procedural-image-size", type=_positive_int, default=128, metavar="PX",
-                   help="--dataset procedural: image side in pixels (default 128)")
-    g.add_argument("--procedural-seed", type=_non_negative_int, default=0, metavar="S",
+                        "(default: the training run's, else 200)")
+    g.add_argument("--procedural-image-size", type=_positive_int, metavar="PX",
+                   help="--dataset procedural: image side in pixels (default: the "
+                        "training run's, else 128)")
+    g.add_argument("--procedural-seed", type=_non_negative_int, metavar="S",
                    help="--dataset procedural: images are drawn from seed S (training), "
                         "S+1 (validation) and S+2 (evaluation), so train and evaluate with "
-                        "the same S never share images (default 0)")
+                        "the same S never share images (default: the training run's, "
+                        "else 0)")
     if command == "evaluate":
         g.add_argument("--procedural-dir", metavar="DIR",
                        help="--dataset procedural: write the evaluation images and their "
@@ -110,7 +118,8 @@ def _add_split_options(parser, command):
     g.add_argument("--split", metavar="{1,2,3,4,all}",
                    help="split i holds out classes {4k + i} (contiguous ids in order of "
                         "sorted category id; for COCO the paper's split i); 'all' holds out "
-                        "none. Default 1")
+                        "none. Default: the split of the --weights checkpoint's training "
+                        "run (its run.json), else 1")
     g.add_argument("--unseen-classes", metavar="NAME,NAME",
                    help="hold out these classes, by name (comma-separated) instead of --split")
     g.add_argument("--unseen-every", type=_positive_int, metavar="K",
@@ -118,11 +127,18 @@ def _add_split_options(parser, command):
                         "--split")
     g.add_argument("--unseen-offset", type=int, metavar="I",
                    help="the I of --unseen-every (default 1)")
+    recorded = ("A training run records its split in run.json beside its checkpoints. "
+                "Without split flags, a command given such a checkpoint uses the run's "
+                "split (by class name: the run's seen classes are 'seen', every other "
+                "class 'unseen')")
     if command == "train":
-        g.description = "Training uses only the seen classes as queries and references."
+        g.description = ("Training uses only the seen classes as queries and references. "
+                         + recorded + "; another split is refused when continuing the "
+                         "run in place and warned about when branching.")
     else:
         g.description = ("Reported separately: 'seen' (training) and 'unseen' (held-out) "
-                         "classes.")
+                         "classes. " + recorded + "; another split given by the flags is "
+                         "used, with a warning naming the classes it mislabels.")
 
 
 def _add_config_options(parser, command):

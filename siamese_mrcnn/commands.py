@@ -17,11 +17,12 @@ import sys
 
 import numpy as np
 
-from siamese_mrcnn.cli_inputs import (PRESETS, CliError, build_config, check_split_flags,
-                                      comma_list, dataset_kind, dataset_record,
-                                      exported_procedural, load_coco_dataset, parse_box,
-                                      procedural_dataset, read_image, resolve_split,
-                                      resolve_weights)
+from siamese_mrcnn.cli_inputs import (PRESETS, CliError, apply_dataset_defaults,
+                                      build_config, check_split_flags,
+                                      checkpoint_continues_run, comma_list, dataset_kind,
+                                      dataset_record, exported_procedural, load_coco_dataset,
+                                      parse_box, procedural_dataset, read_image,
+                                      resolve_run_split, resolve_weights, run_record)
 
 logger = logging.getLogger(__name__)
 
@@ -113,8 +114,13 @@ def _print_split(split):
 
 
 # ------------------------------------------------------------------ train
-def _training_datasets(args, kind):
-    """(train, validation or None, split) of the training command."""
+def _training_datasets(args, kind, record=None, checkpoint=None, in_place=False):
+    """(train, validation or None, split) of the training command; the split follows
+    :func:`~siamese_mrcnn.cli_inputs.resolve_run_split` for a recorded checkpoint."""
+
+    def resolve(dataset):
+        return resolve_run_split(args, dataset, record, checkpoint, in_place)
+
     if kind == "coco":
         # CocoDataset.load_coco(dir, "train_split") and (dir, "val_split"), with the
         # annotation file (450 MB for 2017) read and held once for both.
@@ -129,14 +135,14 @@ def _training_datasets(args, kind):
             raise CliError(f"--coco-dir: {e}") from None
         train = load_coco_dataset(lambda d: d.load_coco_file(coco, image_dir,
                                                              image_ids=train_ids))
-        split = resolve_split(args, train)
+        split = resolve(train)
         val = load_coco_dataset(lambda d: d.load_coco_file(coco, image_dir, image_ids=val_ids))
         return train, val, split
     if kind == "custom":
         if bool(args.val_annotations) != bool(args.val_images):
             raise CliError("--val-annotations and --val-images go together")
         train = load_coco_dataset(lambda d: d.load_coco_file(args.annotations, args.images))
-        split = resolve_split(args, train)
+        split = resolve(train)
         val = None
         if args.val_annotations:
             val = load_coco_dataset(lambda d: d.load_coco_file(args.val_annotations,
@@ -144,7 +150,7 @@ def _training_datasets(args, kind):
         return train, val, split
     # procedural: the split is made on the class list, then only seen classes are placed
     classes = procedural_dataset(args, 0, args.procedural_seed)
-    split = resolve_split(args, classes)
+    split = resolve(classes)
     seen = list(split.seen_ids)
     train = procedural_dataset(args, args.procedural_images, args.procedural_seed, seen)
     val = procedural_dataset(args, max(1, args.procedural_images // 10),
@@ -178,7 +184,6 @@ def _load_training_weights(model, kind, path, exclude):
 def run_train(args):
     from siamese_mrcnn.schedule import make_schedule, run_schedule, scaled_learning_rate
     check_split_flags(args)
-    kind = dataset_kind(args)
     try:
         schedule = make_schedule(args.schedule, args.epochs, args.heads_epochs)
     except ValueError as e:
@@ -186,10 +191,14 @@ def run_train(args):
     exclude = comma_list(args.exclude, "--exclude") if args.exclude else None
     weights_kind, weights_path = resolve_weights(args.weights, args.logs, _preset_name(args),
                                                  "train", args.imagenet_weights)
-    # Only a checkpoint has a training run's config.json beside it.
+    # Only a checkpoint has a training run's config.json and run.json beside it.
     checkpoint = weights_path if weights_kind == "path" else None
-    build_config(args, checkpoint, extra={"GPU_COUNT": 1})  # fail early
-    train, val, split = _training_datasets(args, kind)
+    record = run_record(checkpoint)
+    apply_dataset_defaults(args, record, "train", checkpoint)
+    kind = dataset_kind(args)
+    config, _ = build_config(args, checkpoint, extra={"GPU_COUNT": 1})  # fail early
+    in_place = checkpoint is not None and checkpoint_continues_run(checkpoint, config.NAME)
+    train, val, split = _training_datasets(args, kind, record, checkpoint, in_place)
     _print_split(split)
 
     strategy = _make_strategy(args.strategy)
@@ -253,8 +262,9 @@ def _finish_evaluation(args, summary, config, mode, weights):
 
 def run_evaluate(args):
     from siamese_mrcnn.evaluation import EvalMode, merge_partials, summarize
-    kind = dataset_kind(args)
     if args.merge:
+        apply_dataset_defaults(args)
+        kind = dataset_kind(args)
         for path in args.merge:
             if not os.path.isfile(path):
                 raise CliError(f"--merge: partial results file not found: {path}")
@@ -267,7 +277,8 @@ def run_evaluate(args):
                 summary = summarize(dataset, merged)
             except ValueError as e:
                 raise CliError(f"--merge: {e}") from None
-        _finish_evaluation(args, summary, None, merged.settings["mode"], None)
+        _finish_evaluation(args, summary, None, merged.settings["mode"],
+                           (merged.settings.get("weights") or {}).get("path"))
         return
 
     check_split_flags(args)
@@ -279,11 +290,22 @@ def run_evaluate(args):
     if args.num_shards > 1 and not args.partial:
         raise CliError("--num-shards > 1 needs --partial FILE for this shard's results")
     mode = EvalMode.from_name(args.mode)
-    with _evaluation_dataset(args, kind) as dataset:
-        split = resolve_split(args, dataset)
-        _print_split(split)
+    # The checkpoint's run.json gives the dataset and split defaults. A weights file
+    # that is not there is reported after the dataset's own mistakes, as before.
+    weights_error = None
+    try:
         _, weights_path = resolve_weights(args.weights, args.logs, _preset_name(args),
                                           "evaluate")
+    except CliError as e:
+        weights_path, weights_error = None, e
+    record = run_record(weights_path)
+    apply_dataset_defaults(args, record, "evaluate", weights_path)
+    kind = dataset_kind(args)
+    with _evaluation_dataset(args, kind) as dataset:
+        split = resolve_run_split(args, dataset, record, weights_path)
+        _print_split(split)
+        if weights_error is not None:
+            raise weights_error
         config, origin = build_config(args, weights_path, extra={"GPU_COUNT": 1})
         if mode.min_confidence is not None:
             config, origin = build_config(args, weights_path, extra={
@@ -338,11 +360,13 @@ def _detect_inputs(args):
     return query, references
 
 
-def detections_json(result, query_path, query_shape, references, weights, min_confidence):
+def detections_json(result, query_path, query_shape, references, weights, min_confidence,
+                    training_run=None):
     """The JSON document of one detection: boxes, scores and COCO RLE masks.
 
     ``result``: SiameseMaskRCNN.detect's dict (rois [N, 4], scores [N], class_ids [N],
-    masks bool [H, W, N]).
+    masks bool [H, W, N]). ``training_run``: the dataset and split the weights'
+    training run recorded (run.json), or None when unknown.
     """
     from pycocotools import mask as mask_utils
     masks = np.asarray(result["masks"], dtype=bool)
@@ -366,6 +390,7 @@ def detections_json(result, query_path, query_shape, references, weights, min_co
                         "box": None if box is None else list(box)}
                        for path, _, box in references],
         "weights": os.path.abspath(weights), "min_confidence": float(min_confidence),
+        "training_run": training_run,
         "box_format": "y1, x1, y2, x2 in query pixels, y2 and x2 exclusive; bbox_xywh is "
                       "COCO's x, y, width, height",
         "mask_format": "COCO run-length encoding (pycocotools.mask.decode) of the "
@@ -397,10 +422,28 @@ def detection_figure(query, reference_crops, result, path):
     fig.savefig(path, dpi=100)
 
 
+def _training_run_summary(weights_path):
+    """{"dataset", "split"} of the weights' training run (run.json), printed so the
+    user knows whether the reference's category was seen in training; None (with
+    a note) when the checkpoint has no record."""
+    record = run_record(weights_path) or {}
+    split = record.get("split")
+    if not split:
+        print(f"{weights_path} has no run record (run.json) beside it: the classes it "
+              f"was trained on are unknown")
+        return None
+    held_out = ", ".join(split.get("unseen_names", ())) or "no class"
+    print(f"the model was trained holding out {held_out} (split {split.get('name')}); "
+          f"other classes were seen in training")
+    return {"dataset": record.get("dataset"),
+            "split": {k: split.get(k) for k in ("name", "seen_names", "unseen_names")}}
+
+
 def run_detect(args):
     from siamese_mrcnn.references import resize_reference
     query, references = _detect_inputs(args)
     _, weights_path = resolve_weights(args.weights, args.logs, _preset_name(args), "detect")
+    training_run = _training_run_summary(weights_path)
     extra = {"GPU_COUNT": 1, "IMAGES_PER_GPU": 1, "NUM_TARGETS": len(references)}
     if args.min_confidence is not None:
         extra["DETECTION_MIN_CONFIDENCE"] = args.min_confidence
@@ -415,7 +458,7 @@ def run_detect(args):
              for _, image, box in references]
     result = model.detect([crops], [query])[0]
     document = detections_json(result, args.image, query.shape, references, weights_path,
-                               config.DETECTION_MIN_CONFIDENCE)
+                               config.DETECTION_MIN_CONFIDENCE, training_run)
     os.makedirs(args.output_dir, exist_ok=True)  # only once there is something to write
     json_path = os.path.join(args.output_dir, "detections.json")
     tmp = f"{json_path}.tmp"
