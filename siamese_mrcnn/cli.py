@@ -295,7 +295,10 @@ def _add_evaluate(sub):
     g = p.add_argument_group("sharding and resuming")
     g.add_argument("--partial", metavar="FILE.jsonl",
                    help="append each finished (run, image) here and skip those already in "
-                        "it, so an interrupted evaluation resumes")
+                        "it, so an interrupted evaluation resumes. The file records the "
+                        "weights (SHA-1), configuration, mode, split and protocol that "
+                        "wrote it; resuming or merging with any of them different is "
+                        "refused, naming it")
     g.add_argument("--shard", type=_non_negative_int, default=0, metavar="I",
                    help="evaluate the images at positions p with p %% num-shards == I "
                         "(default 0)")

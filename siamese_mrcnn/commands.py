@@ -317,10 +317,10 @@ def run_evaluate(args):
         model = _inference_model(config, args.logs, weights_path)
         try:
             result = evaluate_one_shot(
-                dataset, make_model_detector(model, mode), split, config, runs=args.runs,
-                shots=int(config.NUM_TARGETS), mode=mode, seed=args.seed, limit=args.limit,
-                shard=args.shard, num_shards=args.num_shards, partial_path=args.partial,
-                progress=sys.stderr.isatty())
+                dataset, make_model_detector(model, mode, weights_path), split, config,
+                runs=args.runs, shots=int(config.NUM_TARGETS), mode=mode, seed=args.seed,
+                limit=args.limit, shard=args.shard, num_shards=args.num_shards,
+                partial_path=args.partial, progress=sys.stderr.isatty())
         except ValueError as e:
             if args.partial and str(e).startswith(str(args.partial)):
                 raise CliError(f"--partial: {e}") from None  # written with other settings

@@ -24,7 +24,12 @@ Modes (:class:`EvalMode`): ``faithful`` reproduces the original evaluation's qui
 
 Partial results are a JSON Lines file: a header line with the settings, then one line
 per finished (run, image). Each line is written and flushed whole, so an interrupted
-evaluation resumes from the last complete line (a torn last line is discarded).
+evaluation resumes from the last complete line (a torn last line is discarded). The
+settings identify what wrote the file: protocol (runs, shots, seed, mode, split and
+classes, images), weights (path and SHA-1 of the file) and configuration; resuming or
+merging with any of them different is refused, naming it (the weights by digest, the
+configuration by attribute, except GPU_COUNT, IMAGES_PER_GPU and BATCH_SIZE, which
+only change how many reference sets go through the heads at once).
 Shard ``i`` of ``n`` evaluates the images at positions ``p`` with ``p % n == i`` of
 the evaluated list; :func:`merge_partials` joins the shards' files and
 :func:`summarize` scores them exactly as one process would.
@@ -98,9 +103,23 @@ class EvalMode:
         return asdict(self)
 
 
-def make_model_detector(model, mode):
+def weights_fingerprint(path):
+    """{"path": absolute path, "sha1": hex digest of the file's bytes} of a weight
+    file: what a partial results file records of the model that wrote it."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"path": os.path.abspath(path), "sha1": digest.hexdigest()}
+
+
+def make_model_detector(model, mode, weights_path=None):
     """Adapt a ``SiameseMaskRCNN`` in inference mode to the detector interface, via
-    its shared-feature ``detect_multi`` and the mode's reference mean subtraction."""
+    its shared-feature ``detect_multi`` and the mode's reference mean subtraction.
+
+    The detector's ``provenance`` ({"config": the model's ``config.to_dict()``, and
+    with ``weights_path`` "weights": :func:`weights_fingerprint`}) is recorded in
+    partial results files and checked when they are resumed or merged."""
     if mode.min_confidence is not None \
             and model.config.DETECTION_MIN_CONFIDENCE > mode.min_confidence:
         raise ValueError(f"mode {mode.name!r} keeps detections down to score "
@@ -113,6 +132,11 @@ def make_model_detector(model, mode):
                                      subtract_reference_mean=mode.subtract_reference_mean)
         return [{"rois": o["rois"], "scores": o["scores"], "masks": o.get("masks")}
                 for o in outputs]
+    detector.provenance = {}
+    if hasattr(model.config, "to_dict"):
+        detector.provenance["config"] = model.config.to_dict()
+    if weights_path is not None:
+        detector.provenance["weights"] = weights_fingerprint(weights_path)
     return detector
 
 
@@ -211,13 +235,51 @@ def _append_line(path, obj):
         os.fsync(f.fileno())
 
 
-def _check_same(path, expected, found, ignore=()):
-    for key in sorted(set(expected) | set(found)):
+# Configuration attributes that only change batching, not detections.
+_BATCHING_ATTRIBUTES = ("GPU_COUNT", "IMAGES_PER_GPU", "BATCH_SIZE")
+
+
+def _check_same(path, expected, found, ignore=(), labels=("file has", "this run has")):
+    """Raise ValueError naming the first setting in which ``found`` (the file
+    ``path``'s) and ``expected`` differ: protocol settings by key (the mode by
+    name), then the weights by SHA-1, then the configuration by attribute.
+    ``labels`` introduce the found and the expected value in the message."""
+    theirs_label, mine_label = labels
+    # The protocol first: another mode also explains a configuration difference
+    # (its DETECTION_MIN_CONFIDENCE).
+    for key in sorted(set(expected) | set(found), key=lambda k: (k in ("weights", "config"), k)):
         if key in ignore:
             continue
-        if expected.get(key) != found.get(key):
-            raise ValueError(f"{path}: written with different settings; {key!r}: file has "
-                             f"{_short(found.get(key))}, this run has {_short(expected.get(key))}")
+        mine, theirs = expected.get(key), found.get(key)
+        if key == "weights":
+            mine_sha, theirs_sha = ((w or {}).get("sha1") for w in (mine, theirs))
+            if mine_sha != theirs_sha:
+                raise ValueError(f"{path}: written with other weights: {theirs_label} "
+                                 f"{_describe_weights(theirs)}, {mine_label} "
+                                 f"{_describe_weights(mine)}")
+        elif key == "config" and isinstance(mine, dict) and isinstance(theirs, dict):
+            for name in sorted(set(mine) | set(theirs)):
+                if name not in _BATCHING_ATTRIBUTES and mine.get(name) != theirs.get(name):
+                    raise ValueError(f"{path}: written with another configuration; "
+                                     f"config.{name}: {theirs_label} "
+                                     f"{_short(theirs.get(name))}, {mine_label} "
+                                     f"{_short(mine.get(name))}")
+        elif key == "mode" and mine != theirs:
+            raise ValueError(f"{path}: written in another mode; mode: {theirs_label} "
+                             f"{_mode_name(theirs)}, {mine_label} {_mode_name(mine)}")
+        elif mine != theirs:
+            raise ValueError(f"{path}: written with different settings; {key!r}: "
+                             f"{theirs_label} {_short(theirs)}, {mine_label} {_short(mine)}")
+
+
+def _describe_weights(weights):
+    if not weights:
+        return "unrecorded weights (a file from before weights were recorded)"
+    return f"{weights.get('path')} (sha1 {str(weights.get('sha1'))[:12]})"
+
+
+def _mode_name(mode):
+    return repr(mode.get("name")) if isinstance(mode, dict) else _short(mode)
 
 
 def _short(value):
@@ -246,7 +308,8 @@ def merge_partials(paths):
     num_shards = first.settings["num_shards"]
     shards = {}
     for path, partial in partials:
-        _check_same(path, first.settings, partial.settings, ignore=("shard",))
+        _check_same(path, first.settings, partial.settings, ignore=("shard",),
+                    labels=("it has", f"{first_path} has"))
         shard = partial.settings["shard"]
         if shard in shards:
             raise ValueError(f"merge_partials: shard {shard} given twice ({shards[shard]} "
@@ -296,12 +359,15 @@ def _present_classes(dataset, image_id):
 
 
 def run_detections(dataset, detector, classes, config, runs=5, shots=1, mode=None, seed=0,
-                   limit=None, shard=0, num_shards=1, partial_path=None, progress=True):
+                   limit=None, shard=0, num_shards=1, partial_path=None, progress=True,
+                   provenance=None):
     """Run the detector over (this shard of) the evaluation; returns :class:`EvalPartial`.
 
     See :func:`evaluate_one_shot` for the arguments. With ``partial_path`` every
     finished (run, image) is appended to that file at once, and pairs already in it
-    are skipped, so calling again after an interruption resumes.
+    are skipped, so calling again after an interruption resumes; a file written
+    with other settings, weights or configuration is refused (ValueError naming
+    the difference).
     """
     mode = EvalMode.faithful() if mode is None else mode
     groups = _class_groups(classes)
@@ -325,6 +391,9 @@ def run_detections(dataset, detector, classes, config, runs=5, shots=1, mode=Non
                 "split": getattr(classes, "name", None), "limit": limit,
                 "image_ids": image_ids, "coco_image_ids_sha1": _settings_digest(coco_ids),
                 "shard": int(shard), "num_shards": int(num_shards)}
+    provenance = getattr(detector, "provenance", None) if provenance is None else provenance
+    for key in ("weights", "config"):
+        settings[key] = (provenance or {}).get(key)
     partial = EvalPartial(settings=settings)
     if partial_path is not None:
         header, good = None, 0
@@ -423,11 +492,13 @@ def summarize(dataset, partial):
     summary["settings"] = {k: settings[k] for k in ("runs", "shots", "seed", "mode", "split",
                                                     "classes", "limit")}
     summary["settings"]["num_images"] = len(image_ids)
+    summary["settings"]["weights_sha1"] = (settings.get("weights") or {}).get("sha1")
     return summary
 
 
 def evaluate_one_shot(dataset, detector, classes, config, runs=5, shots=1, mode=None, seed=0,
-                      limit=None, shard=0, num_shards=1, partial_path=None, progress=True):
+                      limit=None, shard=0, num_shards=1, partial_path=None, progress=True,
+                      provenance=None):
     """Evaluate a one-shot detector on a prepared ``CocoDataset`` (SPEC section 5).
 
     Args:
@@ -443,6 +514,9 @@ def evaluate_one_shot(dataset, detector, classes, config, runs=5, shots=1, mode=
         shard, num_shards: evaluate only images at positions p with p % num_shards == shard.
         partial_path: JSON Lines file for resumable partial results.
         progress: show a tqdm progress bar.
+        provenance: {"weights": {"path", "sha1"}, "config": dict} of the model, recorded
+            in the partial file and compared on resume and merge; default the
+            detector's ``provenance`` attribute (set by :func:`make_model_detector`).
     Returns:
         with num_shards == 1 the summary (see :func:`summarize`); with several shards
         this shard's :class:`EvalPartial` (score with ``summarize(dataset,
@@ -451,7 +525,7 @@ def evaluate_one_shot(dataset, detector, classes, config, runs=5, shots=1, mode=
     partial = run_detections(dataset, detector, classes, config, runs=runs, shots=shots,
                              mode=mode, seed=seed, limit=limit, shard=shard,
                              num_shards=num_shards, partial_path=partial_path,
-                             progress=progress)
+                             progress=progress, provenance=provenance)
     if num_shards > 1:
         return partial
     return summarize(dataset, partial)

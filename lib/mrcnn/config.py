@@ -271,7 +271,8 @@ class Config:
         expected_losses = {"rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss",
                            "mrcnn_bbox_loss", "mrcnn_mask_loss"}
         if not isinstance(self.LOSS_WEIGHTS, dict):
-            fail("LOSS_WEIGHTS", f"must be a dict {{loss name: weight}}, got {self.LOSS_WEIGHTS!r}")
+            fail("LOSS_WEIGHTS", f"must be a dict {{loss name: weight}}, got "
+                                 f"{self.LOSS_WEIGHTS!r}")
         unknown = set(self.LOSS_WEIGHTS) - expected_losses
         if unknown:
             fail("LOSS_WEIGHTS", f"unknown loss names {sorted(unknown)}; "

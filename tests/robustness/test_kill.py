@@ -90,6 +90,7 @@ def test_kill_during_a_checkpoint_write_then_last_resumes_in_place(tiny_coco, tm
     assert [f for f in files if f.endswith(".h5")] == ["siamese_mrcnn_0001.h5",
                                                        "siamese_mrcnn_0002.h5"]
     assert read_every_dataset(os.path.join(run_dir, "siamese_mrcnn_0002.h5")) > 50
-    removed = [r.getMessage() for r in caplog.records if "interrupted checkpoint" in r.getMessage()]
+    removed = [r.getMessage() for r in caplog.records
+               if "interrupted checkpoint" in r.getMessage()]
     assert removed == [f"removed {os.path.join(run_dir, orphans[0])}, left by an interrupted "
                        f"checkpoint write"]
