@@ -251,8 +251,15 @@ def _evaluation_dataset(args, kind):
 def _finish_evaluation(args, summary, config, mode, weights):
     """Print the table and write the --output report."""
     from siamese_mrcnn.evaluation import format_table, write_report
-    summary.setdefault("settings", {})["weights"] = weights
+    settings = summary.setdefault("settings", {})
+    settings["weights"] = weights
     print(format_table(summary))
+    for key, what in (("same_image_references", "drew their reference from the query image "
+                                                "itself (no other image holds the class)"),
+                      ("unreferenced_queries", "were skipped (no image holds a usable "
+                                               "instance of the class)")):
+        if settings.get(key):
+            print(f"note: {settings[key]} of {settings['queries']} queries {what}")
     if args.output:
         seeds = {"reference_seed": summary["settings"].get("seed"),
                  "runs": summary["settings"].get("runs")}

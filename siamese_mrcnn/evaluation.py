@@ -22,6 +22,19 @@ pooled per run and scored with COCOeval (:mod:`siamese_mrcnn.evaluation_results`
 Modes (:class:`EvalMode`): ``faithful`` reproduces the original evaluation's quirks;
 ``corrected`` fixes them (see the class). The mode is stored with the results.
 
+Queries without a reference from another image. The corrected mode draws references
+from images other than the query. When no other image holds a usable (non-crowd,
+surviving the resize) instance of the category, as for a class present in a single
+image, the reference of that (run, image, category) comes from the query image
+itself, the faithful rule: a real instance is better evidence than none, and
+skipping the query would count the class's instances there as missed. Each such
+query is marked ``"same_image": true`` in its record, counted in the summary's
+``same_image_references`` and warned about once per class. A category with no
+usable instance in any image (only crowds, or instances lost in the resize) cannot
+be queried at all: its queries are skipped, listed in the record's
+``"unreferenced"`` and counted in ``unreferenced_queries`` (it has no ground truth
+that COCOeval counts either, so no AP changes).
+
 Partial results are a JSON Lines file: a header line with the settings, then one line
 per finished (run, image). Each line is written and flushed whole, so an interrupted
 evaluation resumes from the last complete line (a torn last line is discarded). The
@@ -37,6 +50,7 @@ the evaluated list; :func:`merge_partials` joins the shards' files and
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 
@@ -47,7 +61,9 @@ from tqdm import tqdm
 from siamese_mrcnn.evaluation_results import (  # noqa: F401  (re-exported API)
     coco_ap, combine_splits, format_table, mean_and_ci, package_versions, score_runs,
     write_report)
-from siamese_mrcnn.references import sample_references
+from siamese_mrcnn.references import NoReferenceError, sample_references
+
+logger = logging.getLogger(__name__)
 
 PARTIAL_FORMAT = "siamese_mrcnn.evaluation.partial/1"
 
@@ -412,6 +428,7 @@ def run_detections(dataset, detector, classes, config, runs=5, shots=1, mode=Non
 
     evaluated = sorted({c for ids in groups.values() for c in ids})
     my_images = _shard_images(settings)
+    warned = set()
     bar = tqdm(total=len(my_images) * runs, initial=len(partial.records), disable=not progress,
                desc=f"one-shot eval (shard {shard + 1}/{num_shards})", unit="query image")
     try:
@@ -425,7 +442,7 @@ def run_detections(dataset, detector, classes, config, runs=5, shots=1, mode=Non
             image = dataset.load_image(image_id) if queried else None
             for run in todo:
                 record = _evaluate_image(dataset, detector, config, image, image_id, queried,
-                                         run, shots, mode, seed)
+                                         run, shots, mode, seed, warned)
                 partial.records[(run, image_id)] = record
                 if partial_path is not None:
                     _append_line(partial_path, dict(run=run, image=image_id, **record))
@@ -436,30 +453,68 @@ def run_detections(dataset, detector, classes, config, runs=5, shots=1, mode=Non
 
 
 def _evaluate_image(dataset, detector, config, image, image_id, queried, run, shots, mode,
-                    seed):
-    """Detections (COCO results) and reference provenance of one (run, image)."""
+                    seed, warned=None):
+    """Detections (COCO results) and reference provenance of one (run, image).
+
+    ``warned``: a set shared over the evaluation, so each class's reference
+    fallback is warned about once."""
+    warned = set() if warned is None else warned
     if not queried:
         return {"results": [], "references": []}
     coco_image_id = dataset.coco_image_id(image_id)
     exclude = None if mode.allow_reference_from_query else image_id
-    reference_sets, provenance = [], []
+    reference_sets, provenance, referenced, unreferenced = [], [], [], []
     for class_id in queried:
         category_id = dataset.coco_category_id(class_id)
-        rng = reference_seed(seed, run, coco_image_id, category_id)
-        refs, sources = sample_references(dataset, class_id, rng, config, shots,
-                                          exclude_image=exclude)
+        entry = {"class_id": int(class_id)}
+        try:
+            refs, sources = sample_references(
+                dataset, class_id, reference_seed(seed, run, coco_image_id, category_id),
+                config, shots, exclude_image=exclude)
+        except NoReferenceError:
+            try:  # the query image itself (module docstring); a fresh, seeded draw
+                refs, sources = sample_references(
+                    dataset, class_id, reference_seed(seed, run, coco_image_id, category_id),
+                    config, shots)
+            except NoReferenceError:
+                _warn_once(warned, ("unreferenced", class_id),
+                           "no image holds a usable non-crowd instance of %s: its queries "
+                           "are skipped (counted as unreferenced_queries)",
+                           _class_text(dataset, class_id))
+                unreferenced.append(int(class_id))
+                continue
+            _warn_once(warned, ("same_image", class_id),
+                       "%s mode: no image other than the query holds a usable instance of "
+                       "%s (e.g. COCO image %d): its reference there comes from the query "
+                       "image itself (counted as same_image_references)", mode.name,
+                       _class_text(dataset, class_id), coco_image_id)
+            entry["same_image"] = True
+        entry["sources"] = [s.to_dict() for s in sources]
         reference_sets.append(refs)
-        provenance.append({"class_id": int(class_id),
-                           "sources": [s.to_dict() for s in sources]})
-    outputs = detector(image, reference_sets)
-    if len(outputs) != len(queried):
+        provenance.append(entry)
+        referenced.append(class_id)
+    outputs = detector(image, reference_sets) if referenced else []
+    if len(outputs) != len(referenced):
         raise ValueError(f"image {coco_image_id}: the detector returned {len(outputs)} "
-                         f"results for {len(queried)} queried categories")
+                         f"results for {len(referenced)} queried categories")
     results = []
-    for class_id, output in zip(queried, outputs):
+    for class_id, output in zip(referenced, outputs):
         results += detections_to_coco(output, coco_image_id, dataset.coco_category_id(class_id),
                                       image.shape[:2], mode.min_confidence)
-    return {"results": results, "references": provenance}
+    record = {"results": results, "references": provenance}
+    if unreferenced:
+        record["unreferenced"] = unreferenced
+    return record
+
+
+def _warn_once(warned, key, message, *args):
+    if key not in warned:
+        warned.add(key)
+        logger.warning(message, *args)
+
+
+def _class_text(dataset, class_id):
+    return f"class {class_id} ({dataset.class_names[class_id]!r})"
 
 
 def summarize(dataset, partial):
@@ -493,6 +548,14 @@ def summarize(dataset, partial):
                                                     "classes", "limit")}
     summary["settings"]["num_images"] = len(image_ids)
     summary["settings"]["weights_sha1"] = (settings.get("weights") or {}).get("sha1")
+    records = [partial.records[(run, img)] for run in range(settings["runs"])
+               for img in image_ids]
+    summary["settings"]["queries"] = sum(len(r["references"]) + len(r.get("unreferenced", ()))
+                                         for r in records)
+    summary["settings"]["same_image_references"] = sum(
+        bool(ref.get("same_image")) for r in records for ref in r["references"])
+    summary["settings"]["unreferenced_queries"] = sum(len(r.get("unreferenced", ()))
+                                                      for r in records)
     return summary
 
 

@@ -85,6 +85,10 @@ def crop_reference(image, box, config_or_dims):
     return resize_reference(image[y1:y2, x1:x2], config_or_dims)
 
 
+class NoReferenceError(ValueError):
+    """No (allowed) image holds a usable non-crowd instance of the category."""
+
+
 @dataclass(frozen=True)
 class ReferenceSource:
     """Where a reference came from.
@@ -183,8 +187,8 @@ def sample_reference(dataset, class_id, rng, config, exclude_image=None):
     Returns:
         (uint8 [D, D, 3] reference, :class:`ReferenceSource`).
     Raises:
-        ValueError naming the class when no (other) image holds an instance of it
-        that survives the resize.
+        NoReferenceError (a ValueError) naming the class when no (other) image holds
+        an instance of it that survives the resize.
     """
     class_id = int(class_id)
     index = ensure_category_index(dataset)
@@ -202,8 +206,8 @@ def sample_reference(dataset, class_id, rng, config, exclude_image=None):
         # Its instances vanished in the resize (or a crop): draw among the others.
         candidates = np.delete(candidates, pick)
     excluded = "" if exclude_image is None else f" other than image {exclude_image}"
-    raise ValueError(f"sample_reference: no image{excluded} contains a usable non-crowd "
-                     f"instance of {_class_label(dataset, class_id)}")
+    raise NoReferenceError(f"sample_reference: no image{excluded} contains a usable "
+                           f"non-crowd instance of {_class_label(dataset, class_id)}")
 
 
 def sample_references(dataset, class_id, rng, config, k, exclude_image=None):

@@ -7,6 +7,7 @@ dataset of ``tests/siamese_mrcnn/conftest.py`` (8 images of 64x96, classes c2, c
 c11 = contiguous 1..4) and one tiny CLI training run shared by the whole session.
 """
 
+import json
 import os
 
 import pytest
@@ -50,6 +51,13 @@ def run_error(capsys, argv):
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines
     return lines[0]
+
+
+def write_annotations(path, data):
+    """Write a COCO-format dict as JSON to ``path``; returns the path as a str."""
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f)
+    return str(path)
 
 
 def run_folders(logs):
