@@ -172,7 +172,8 @@ def _reference_from_image(dataset, image_id, class_id, rng, config):
                                       annotation_id=int(ann_ids[instance]), box=box)
 
 
-def sample_reference(dataset, class_id, rng, config, exclude_image=None):
+def sample_reference(dataset, class_id, rng, config, exclude_image=None, skip_images=(),
+                     on_load_error=None):
     """Draw one reference of ``class_id`` by the reference rule.
 
     Args:
@@ -184,6 +185,12 @@ def sample_reference(dataset, class_id, rng, config, exclude_image=None):
             (query-style resize) and TARGET_MIN_DIM / TARGET_MAX_DIM.
         exclude_image: an internal image index that may not serve as the source
             (e.g. the query), or None.
+        skip_images: internal image indices removed from the pool (e.g. images that
+            failed to load before).
+        on_load_error: None: an image of the pool that fails to load (image or
+            masks) raises. A callable ``(image_id, error)``: it is told, the image
+            leaves this draw's candidates and another is drawn (training, where one
+            corrupt file must not spoil other samples).
     Returns:
         (uint8 [D, D, 3] reference, :class:`ReferenceSource`).
     Raises:
@@ -198,9 +205,19 @@ def sample_reference(dataset, class_id, rng, config, exclude_image=None):
     candidates = np.asarray(index[class_id], dtype=np.int64)
     if exclude_image is not None:
         candidates = candidates[candidates != int(exclude_image)]
+    if len(skip_images):
+        candidates = candidates[~np.isin(candidates, np.fromiter(skip_images, np.int64))]
     while len(candidates):
         pick = int(rng.integers(len(candidates)))
-        found = _reference_from_image(dataset, int(candidates[pick]), class_id, rng, config)
+        image_id = int(candidates[pick])
+        try:
+            found = _reference_from_image(dataset, image_id, class_id, rng, config)
+        except Exception as error:  # noqa: BLE001 - any failure of that image's files
+            if on_load_error is None:
+                raise
+            on_load_error(image_id, error)
+            candidates = np.delete(candidates, pick)
+            continue
         if found is not None:
             return found
         # Its instances vanished in the resize (or a crop): draw among the others.
@@ -210,13 +227,22 @@ def sample_reference(dataset, class_id, rng, config, exclude_image=None):
                            f"non-crowd instance of {_class_label(dataset, class_id)}")
 
 
-def sample_references(dataset, class_id, rng, config, k, exclude_image=None):
-    """``k`` independent references of ``class_id`` (k-shot).
+def sample_references(dataset, class_id, rng, config, k, exclude_image=None, skip_images=(),
+                      on_load_error=None):
+    """``k`` independent references of ``class_id`` (k-shot); arguments as
+    :func:`sample_reference`.
 
     Returns (list of k uint8 [D, D, 3] references, list of k :class:`ReferenceSource`).
     """
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"sample_references: k must be a positive integer, got {k!r}")
-    draws = [sample_reference(dataset, class_id, rng, config, exclude_image)
+    skip = set(skip_images)
+
+    def failed(image_id, error):
+        skip.add(image_id)  # not drawn again for the next shots either
+        on_load_error(image_id, error)
+
+    draws = [sample_reference(dataset, class_id, rng, config, exclude_image, skip,
+                              None if on_load_error is None else failed)
              for _ in range(int(k))]
     return [d[0] for d in draws], [d[1] for d in draws]
