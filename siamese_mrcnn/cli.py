@@ -16,6 +16,7 @@ exit status 2; anything unexpected still raises with its traceback.
 import argparse
 import logging
 import os
+import re
 import sys
 
 from siamese_mrcnn.cli_inputs import BACKBONES, PRESETS, CliError
@@ -321,14 +322,16 @@ def _add_detect(sub):
     g = p.add_argument_group("inputs")
     g.add_argument("--image", required=True, metavar="QUERY", help="query image file")
     g.add_argument("--reference", nargs="+", metavar="REF",
-                   help="reference image file(s), each showing one object (e.g. a crop), "
-                        "one per shot; resized and zero-padded to TARGET_MAX_DIM")
+                   help="reference image file(s), each showing one object (e.g. a crop "
+                        "of at least 8x8 pixels), one per shot; resized and zero-padded to "
+                        "TARGET_MAX_DIM")
     g.add_argument("--reference-image", action="append", metavar="IMG",
                    help="an image holding the reference object; pair it with "
                         "--reference-box (repeat both for more shots)")
     g.add_argument("--reference-box", action="append", metavar="Y1,X1,Y2,X2",
                    help="the object's pixel box in the matching --reference-image (y2, x2 "
-                        "exclusive); cropped after the query-style resize, as in training")
+                        "exclusive; inside the image, at least 8 pixels a side); cropped "
+                        "after the query-style resize, as in training")
     g.add_argument("--output-dir", default="detections", metavar="DIR",
                    help="folder for detections.json and detections.png (default "
                         "./detections)")
@@ -359,12 +362,35 @@ def _configure_logging():
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
+# Options whose value may start with "-" (a negative number): argparse would take
+# "-4,10,20,30" for an option and say "expected one argument".
+_VALUES_MAY_BE_NEGATIVE = ("--reference-box",)
+
+
+def _attach_negative_values(argv):
+    """``["--reference-box", "-4,1,2,3"]`` -> ``["--reference-box=-4,1,2,3"]``, so the
+    value reaches its own check (which names the real problem)."""
+    out, argv = [], list(argv)
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if (token in _VALUES_MAY_BE_NEGATIVE and i + 1 < len(argv)
+                and re.fullmatch(r"-\d[\d,\s-]*", argv[i + 1])):
+            out.append(f"{token}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
+
+
 def main(argv=None):
     """Run ``siamese-mrcnn`` with ``argv`` (default ``sys.argv[1:]``); returns 0.
 
     User mistakes exit with status 2 and one line on stderr (SystemExit).
     """
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(_attach_negative_values(argv))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     _configure_logging()
     try:

@@ -49,14 +49,15 @@ def int_list(text, what):
 
 
 def parse_box(text, what="--reference-box"):
-    """"y1,x1,y2,x2" -> 4 ints, a pixel box with y2 > y1 and x2 > x1, y1, x1 >= 0."""
+    """"y1,x1,y2,x2" -> 4 ints, a pixel box with y2 > y1 and x2 > x1. Negative values
+    parse: whether the box lies inside its image is checked against the image."""
     values = int_list(text, what)
     if len(values) != 4:
         raise CliError(f"{what}: expected 4 integers y1,x1,y2,x2, got {text!r}")
     y1, x1, y2, x2 = values
-    if y1 < 0 or x1 < 0 or y2 <= y1 or x2 <= x1:
-        raise CliError(f"{what}: {text!r} is not a box y1,x1,y2,x2 with 0 <= y1 < y2 and "
-                       f"0 <= x1 < x2 (pixels, y2/x2 exclusive)")
+    if y2 <= y1 or x2 <= x1:
+        raise CliError(f"{what}: {text!r} is not a box y1,x1,y2,x2 with y1 < y2 and "
+                       f"x1 < x2 (pixels, y2/x2 exclusive)")
     return values
 
 

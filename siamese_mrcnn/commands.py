@@ -342,28 +342,42 @@ def run_evaluate(args):
 # ------------------------------------------------------------------ detect
 def _detect_inputs(args):
     """(query image, [(path, image, box or None)]) read from the files; a box is
-    checked to lie inside its image."""
+    checked to lie inside its image, and every reference to be at least
+    ``references.MIN_REFERENCE_SIZE`` pixels on a side."""
+    from siamese_mrcnn.references import check_reference_size
     pairs_given = bool(args.reference_image or args.reference_box)
     if bool(args.reference) == pairs_given:
         raise CliError("give the references either as --reference REF [REF ...] or as "
                        "--reference-image IMG --reference-box Y1,X1,Y2,X2 pairs")
     query = read_image(args.image, "query image")
     references = []
-    if args.reference:
-        for path in args.reference:
-            references.append((path, read_image(path, "reference image"), None))
-    else:
-        images, boxes = args.reference_image or [], args.reference_box or []
-        if len(images) != len(boxes):
-            raise CliError(f"{len(images)} --reference-image but {len(boxes)} "
-                           f"--reference-box; give one box per image")
-        for path, text in zip(images, boxes):
-            box = parse_box(text)
-            image = read_image(path, "reference image")
-            if box[2] > image.shape[0] or box[3] > image.shape[1]:
-                raise CliError(f"--reference-box {text} exceeds the {image.shape[0]}x"
-                               f"{image.shape[1]} reference image {path}")
-            references.append((path, image, box))
+    try:
+        if args.reference:
+            for path in args.reference:
+                image = read_image(path, "reference image")
+                check_reference_size(*image.shape[:2], what=f"reference image {path}")
+                references.append((path, image, None))
+        else:
+            images, boxes = args.reference_image or [], args.reference_box or []
+            if len(images) != len(boxes):
+                raise CliError(f"{len(images)} --reference-image but {len(boxes)} "
+                               f"--reference-box; give one box per image")
+            for path, text in zip(images, boxes):
+                box = parse_box(text)
+                image = read_image(path, "reference image")
+                height, width = image.shape[:2]
+                if box[0] < 0 or box[1] < 0:
+                    raise CliError(f"--reference-box {text} starts outside the {height}x"
+                                   f"{width} reference image {path} (pixel coordinates "
+                                   f"start at 0)")
+                if box[2] > height or box[3] > width:
+                    raise CliError(f"--reference-box {text} exceeds the {height}x{width} "
+                                   f"reference image {path}")
+                check_reference_size(box[2] - box[0], box[3] - box[1],
+                                     what=f"--reference-box {text}")
+                references.append((path, image, box))
+    except ValueError as e:  # below the minimum reference size
+        raise CliError(str(e)) from None
     return query, references
 
 
@@ -460,9 +474,12 @@ def run_detect(args):
 
     model = _inference_model(config, args.logs, weights_path)
     # The crops the model sees (before mean subtraction), also drawn in the figure.
-    crops = [resize_reference(image, config) if box is None
-             else model.reference_from_box(image, box)
-             for _, image, box in references]
+    try:
+        crops = [resize_reference(image, config) if box is None
+                 else model.reference_from_box(image, box)
+                 for _, image, box in references]
+    except ValueError as e:  # a box too small once resized the query way
+        raise CliError(f"--reference-box: {e}") from None
     result = model.detect([crops], [query])[0]
     document = detections_json(result, args.image, query.shape, references, weights_path,
                                config.DETECTION_MIN_CONFIDENCE, training_run)

@@ -246,3 +246,21 @@ def sample_references(dataset, class_id, rng, config, k, exclude_image=None, ski
                               None if on_load_error is None else failed)
              for _ in range(int(k))]
     return [d[0] for d in draws], [d[1] for d in draws]
+
+
+# The smallest reference crop accepted from a user (detect, SiameseMaskRCNN.detect),
+# in pixels per side. A smaller crop, scaled up to TARGET_MIN_DIM, carries little
+# more than its mean colour: a 2x2 reference gave the same detections as a real one.
+# Training and evaluation crop references from annotations as the paper does and
+# are not limited.
+MIN_REFERENCE_SIZE = 8
+
+
+def check_reference_size(height, width, what="reference"):
+    """Raise ValueError when a reference crop of ``height`` x ``width`` pixels is
+    below ``MIN_REFERENCE_SIZE`` on either side; ``what`` names it."""
+    if min(int(height), int(width)) < MIN_REFERENCE_SIZE:
+        raise ValueError(f"{what} is {int(height)}x{int(width)} pixels, below the minimum "
+                         f"reference size of {MIN_REFERENCE_SIZE}x{MIN_REFERENCE_SIZE} "
+                         f"(siamese_mrcnn.references.MIN_REFERENCE_SIZE)")
+
