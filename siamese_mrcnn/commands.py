@@ -74,26 +74,84 @@ def _make_strategy(name):
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
-def _weights_error(path, error):
-    message = str(error)
+def _weights_error(path, error, origin=None, training=False):
+    """One line for a weight file that does not load: what does not fit (long name
+    lists shortened), and why when that is known (the model came from a preset
+    because no config.json was beside the checkpoint, or the file is a plain Mask
+    R-CNN checkpoint), with the command line's way out."""
+    message = _shorten(str(error))
     if path not in message:
         message = f"{path}: {message}"
+    # weights.load_weights suggests an API argument the commands do not have.
+    message = message.replace(
+        "load with by_name=True to match layers by name",
+        "siamese-mrcnn matches layers by name only when training (train --weights FILE)")
+    if training and _is_plain_mask_rcnn(path):
+        return CliError(f"cannot load weights: {message}. {path} is a plain Mask R-CNN "
+                        f"checkpoint: leave out its class-specific heads with --exclude "
+                        f"mrcnn_class_logits,mrcnn_bbox_fc,mrcnn_mask")
+    if _is_plain_mask_rcnn(path):
+        return CliError(f"cannot load weights: {path} is a plain Mask R-CNN checkpoint (no "
+                        f"Siamese matching layers fpn_distance_P2..P6); evaluate and detect "
+                        f"need a Siamese Mask R-CNN checkpoint. To start training from it: "
+                        f"siamese-mrcnn train --weights {path} (its layers are matched by "
+                        f"name)")
+    if origin is not None and not origin.startswith("the training run's"):
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isfile(os.path.join(folder, "config.json")):
+            why = (f"--config chose it over the training run's config.json in {folder}; "
+                   f"leave --config out to use the run's")
+        else:
+            why = (f"no config.json was found beside the checkpoint (in {folder}); give "
+                   f"the training run's settings (--config, --backbone, --image-size, "
+                   f"--reference-size, --set ...) or copy its config.json there")
+        message += f". The model was built from {origin} and the flags: {why}"
     return CliError(f"cannot load weights: {message}")
 
 
-def _load_inference_weights(model, path):
-    """All layers from ``path``, strictly (a layer missing or of another shape fails)."""
+def _shorten(message, limit=400):
+    """``message`` with every long bracketed list cut to its first names, and the
+    whole cut at ``limit`` characters (a list of 300 weight names is no help)."""
+    import re
+
+    def cut(match):
+        items = [i.strip() for i in match.group(1).split(",")]
+        return "[" + ", ".join(items[:3]) + f", ... ({len(items)} in all)]"
+
+    message = re.sub(r"\[([^\[\]]{120,})\]", cut, " ".join(message.split()))
+    return message if len(message) <= limit else message[:limit - 3] + "..."
+
+
+def _is_plain_mask_rcnn(path):
+    """True for a weight file with Mask R-CNN's layers (ResNet at top level or its
+    heads) but none of Siamese Mask R-CNN's (no fpn_distance_P2, no resnet_model)."""
+    import h5py
+    try:
+        with h5py.File(path, "r") as f:
+            root = f["model_weights"] if "model_weights" in f and "layer_names" not in \
+                f.attrs else f
+            names = set(root.keys())
+    except (OSError, KeyError):
+        return False
+    siamese = {"fpn_distance_P2", "resnet_model"} & names
+    matterport = {"res2a_branch2a", "mrcnn_class_logits", "fpn_c5p5"} & names
+    return bool(matterport) and not siamese
+
+
+def _load_inference_weights(model, path, origin=None):
+    """All layers from ``path``, strictly (a layer missing or of another shape fails);
+    ``origin`` says where the model's configuration came from (for the error)."""
     from mrcnn.weights import WeightFileError
     try:
         model.load_weights(path, by_name=False)
     except (FileNotFoundError, WeightFileError, ValueError) as e:
-        raise _weights_error(path, e) from None
+        raise _weights_error(path, e, origin) from None
 
 
-def _inference_model(config, logs, path):
+def _inference_model(config, logs, path, origin=None):
     from siamese_mrcnn.model import SiameseMaskRCNN
     model = SiameseMaskRCNN("inference", config, logs)
-    _load_inference_weights(model, path)
+    _load_inference_weights(model, path, origin)
     return model
 
 
@@ -158,7 +216,7 @@ def _training_datasets(args, kind, record=None, checkpoint=None, in_place=False)
     return train, val, split
 
 
-def _load_training_weights(model, kind, path, exclude):
+def _load_training_weights(model, kind, path, exclude, origin=None):
     """Load the starting weights by layer name; at least one layer must match."""
     from mrcnn import weights as weights_io
     if kind == "none":
@@ -171,7 +229,8 @@ def _load_training_weights(model, kind, path, exclude):
         else:
             report = model.load_weights(path, by_name=True, exclude=exclude)
     except (FileNotFoundError, weights_io.WeightFileError, ValueError) as e:
-        raise _weights_error(path, e) from None
+        raise _weights_error(path, e, origin if kind == "path" else None,
+                             training=True) from None
     if not report.loaded:
         raise CliError(f"cannot load weights: no layer of {path} matches the model "
                        f"({model.config.BACKBONE} backbone); file layers: "
@@ -223,7 +282,7 @@ def run_train(args):
     model.run_info = {"dataset": dataset_record(args, kind), "split": split.to_dict()}
     if weights_kind == "imagenet":
         model.run_info["imagenet_weights"] = os.path.abspath(weights_path)
-    _load_training_weights(model, weights_kind, weights_path, exclude)
+    _load_training_weights(model, weights_kind, weights_path, exclude, origin)
     if model.epoch and model.parent_checkpoint:
         print(f"branching a new run from {model.parent_checkpoint} (epoch {model.epoch}): "
               f"later epochs exist in its run folder, which is left as it is")
@@ -321,7 +380,7 @@ def run_evaluate(args):
         print(f"configuration (from {origin} and the flags):")
         config.display()
         from siamese_mrcnn.evaluation import evaluate_one_shot, make_model_detector
-        model = _inference_model(config, args.logs, weights_path)
+        model = _inference_model(config, args.logs, weights_path, origin)
         try:
             result = evaluate_one_shot(
                 dataset, make_model_detector(model, mode, weights_path), split, config,
@@ -472,7 +531,7 @@ def run_detect(args):
     print(f"configuration (from {origin} and the flags):")
     config.display()
 
-    model = _inference_model(config, args.logs, weights_path)
+    model = _inference_model(config, args.logs, weights_path, origin)
     # The crops the model sees (before mean subtraction), also drawn in the figure.
     try:
         crops = [resize_reference(image, config) if box is None
