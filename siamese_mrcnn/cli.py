@@ -207,9 +207,12 @@ def _add_weights_options(parser, command):
                             "(resume the newest run of --name under --logs: continue from "
                             "its last epoch in its folder), 'none' (train from scratch) or "
                             "the path of a legacy HDF5 weights file (ours, the original "
-                            "project's or Matterport's; layers matched by name; a "
-                            "checkpoint inside a run folder continues that run, like "
-                            "last). Default imagenet")
+                            "project's or Matterport's; layers matched by name). A run's "
+                            "newest checkpoint continues that run in its folder, like last; "
+                            "an earlier one branches: a new run folder continuing after its "
+                            "epoch, recording it as parent_checkpoint in run.json (the "
+                            "parent's later epochs are never overwritten); any other file "
+                            "starts a new run at epoch 0. Default imagenet")
         g.add_argument("--imagenet-weights", metavar="PATH",
                        help="backbone file for --weights imagenet, written by "
                             "scripts/convert_imagenet_weights.py (nothing is downloaded)")
@@ -223,9 +226,12 @@ def _add_weights_options(parser, command):
                             "of the model's layers must be in the file with matching shapes"
                             + ("" if required else " (required unless --merge)"))
     g.add_argument("--logs", default="logs", metavar="DIR",
-                   help="model_dir: training writes DIR/<name><YYYYmmddTHHMM>/ with "
-                        "checkpoints siamese_mrcnn_<epoch>.h5, config.json and TensorBoard "
-                        "logs; --weights last searches here (default ./logs)")
+                   help="model_dir: a new training run writes DIR/<name><YYYYmmddTHHMM>/ "
+                        "(with _2, _3, ... when a run of that minute exists: a new run never "
+                        "writes into another's folder) with checkpoints "
+                        "siamese_mrcnn_<epoch>.h5, config.json, run.json (parent "
+                        "checkpoint, dataset, class split) and TensorBoard logs; --weights "
+                        "last searches here (default ./logs)")
 
 
 # ------------------------------------------------------------------ sub-commands
