@@ -13,6 +13,7 @@ import functools
 import json
 import logging
 import os
+import re
 import sys
 
 import numpy as np
@@ -112,8 +113,6 @@ def _weights_error(path, error, origin=None, training=False):
 def _shorten(message, limit=400):
     """``message`` with every long bracketed list cut to its first names, and the
     whole cut at ``limit`` characters (a list of 300 weight names is no help)."""
-    import re
-
     def cut(match):
         items = [i.strip() for i in match.group(1).split(",")]
         return "[" + ", ".join(items[:3]) + f", ... ({len(items)} in all)]"

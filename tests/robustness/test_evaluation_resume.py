@@ -79,7 +79,7 @@ def test_resuming_with_another_checkpoint_is_refused_naming_the_weights(
      "this run has 0.3"),
     (["--image-size", "128"],
      "written with another configuration; config.IMAGE_MAX_DIM: file has 64, this run has 128"),
-    # These held before the issue:
+    # Refused before the issue too (the mode is now named by its name):
     (["--mode", "corrected"], "written in another mode; mode: file has 'faithful', this run "
                               "has 'corrected'"),
     (["--split", "1"], "written with different settings; 'classes'"),

@@ -70,11 +70,11 @@ def _cases():
         "rgba.png": (lambda p: Image.fromarray(np.dstack([RGB, GRAY]), "RGBA").save(p), RGB),
         "palette.png": (lambda p: paletted.save(p), paletted_rgb),
         "palette_transparent.png": (lambda p: paletted.save(p, transparency=0), paletted_rgb),
+        "rgb16.png": (lambda p: write_png16(p, RGB.astype(np.uint16) * 256 + low), RGB),
         # Silently wrong before the issue:
         "cmyk.tif": (lambda p: Image.fromarray(RGB).convert("CMYK").save(p), RGB),
         "gray16.png": (lambda p: Image.fromarray(
             (GRAY.astype(np.uint16) * 256 + 200).astype(np.uint16)).save(p), gray3(GRAY)),
-        "rgb16.png": (lambda p: write_png16(p, RGB.astype(np.uint16) * 256 + low), RGB),
         "bilevel.png": (lambda p: Image.fromarray(bits).save(p),
                         gray3(bits.astype(np.uint8) * 255)),
         "float_unit.tif": (lambda p: Image.fromarray(unit_float, "F").save(p),

@@ -76,7 +76,8 @@ def test_kill_during_a_checkpoint_write_then_last_resumes_in_place(tiny_coco, tm
     assert "siamese_mrcnn_0002.h5" not in files  # the torn write replaced nothing
     # Every file the killed run left opens: the checkpoint with all its arrays.
     assert read_every_dataset(os.path.join(run_dir, "siamese_mrcnn_0001.h5")) > 50
-    for name in ("config.json", "run.json"):
+    assert "config.json" in files
+    for name in (f for f in files if f.endswith(".json")):
         with open(os.path.join(run_dir, name)) as f:
             json.load(f)
 
