@@ -51,8 +51,8 @@ def read_image_file(path, image_id=None):
     loader of the project (``Dataset.load_image``, hence training and evaluation,
     and the ``siamese-mrcnn`` commands all read files through it).
 
-    Conversion rules (Pillow decodes; files Pillow cannot open, such as
-    multi-channel float TIFFs, are read by scikit-image/tifffile):
+    Conversion rules (Pillow decodes; TIFF files Pillow cannot open, such as
+    multi-channel float ones, are read by scikit-image/tifffile):
 
     - 8-bit RGB and grayscale as stored; grayscale is replicated to 3 channels;
     - alpha (RGBA, LA, palette transparency) is dropped, not composited;
@@ -115,6 +115,8 @@ def _first_line(error):
     return text.splitlines()[0] if text else type(error).__name__
 
 
+# The first bytes of a TIFF file (little- and big-endian).
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
 # Pillow modes holding 16 bits per sample (one channel).
 _PILLOW_16_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 
@@ -125,7 +127,11 @@ def _decode_with_pillow(path):
     try:
         image = Image.open(path)
     except Image.UnidentifiedImageError:
-        raise _NotForPillow() from None
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        if magic in _TIFF_MAGIC:  # e.g. multi-channel float: tifffile reads those
+            raise _NotForPillow() from None
+        raise
     with image:
         image.load()  # decode now: a truncated file fails here
         mode = image.mode
