@@ -36,6 +36,7 @@ setup(
         "numpy>=2.0",
         "scipy",
         "scikit-image>=0.22",
+        "Pillow",  # the image loader (mrcnn._dataset.read_image_file)
         "pycocotools>=2.0.8",
         "matplotlib>=3.8",
         "h5py",

@@ -16,6 +16,7 @@ exit status 2; anything unexpected still raises with its traceback.
 import argparse
 import logging
 import os
+import re
 import sys
 
 from mrcnn.backends import BACKENDS, BackendError, select_backend
@@ -62,7 +63,12 @@ def _positive_float(text):
 # ------------------------------------------------------------------ option groups
 def _add_dataset_options(parser, command):
     g = parser.add_argument_group(
-        "dataset (one of --coco-dir, --annotations with --images, --dataset procedural)")
+        "dataset (one of --coco-dir, --annotations with --images, --dataset procedural)",
+        {"train": "With --weights of a recorded run (its run.json) and no dataset "
+                  "flags, the run's dataset is used.",
+         "evaluate": "With --weights of a recorded run (its run.json) and no dataset "
+                     "flags, the run's COCO folder or procedural benchmark is used (for "
+                     "its own annotation files, give the evaluation data)."}.get(command))
     g.add_argument("--dataset", choices=("coco", "custom", "procedural"),
                    help="dataset kind; default: custom with --annotations, coco with "
                         "--coco-dir")
@@ -74,7 +80,8 @@ def _add_dataset_options(parser, command):
         coco = ("COCO in its standard layout (DIR/annotations/instances_val<YEAR>.json, "
                 "DIR/val<YEAR>/): evaluates on val<YEAR>")
     g.add_argument("--coco-dir", metavar="DIR", help=coco)
-    g.add_argument("--year", default="2017", help="COCO year of --coco-dir (default 2017)")
+    g.add_argument("--year", help="COCO year of --coco-dir (default: the training run's, "
+                                  "else 2017)")
     if command == "train":
         g.add_argument("--val-division", choices=("sorted", "original"), default="sorted",
                        help="which 3000 train<YEAR> images --coco-dir holds out for "
@@ -96,15 +103,17 @@ def _add_dataset_options(parser, command):
                    help=f"--dataset procedural: number of images (default {count})"
                         + ("; validation uses N/10 more, at least 1" if command == "train"
                            else ""))
-    g.add_argument("--procedural-categories", type=_positive_int, default=200, metavar="K",
+    g.add_argument("--procedural-categories", type=_positive_int, metavar="K",
                    help="--dataset procedural: shape categories, class ids 1..K "
-                        "(default 200)")
-    g.add_argument("--procedural-image-size", type=_positive_int, default=128, metavar="PX",
-                   help="--dataset procedural: image side in pixels (default 128)")
-    g.add_argument("--procedural-seed", type=_non_negative_int, default=0, metavar="S",
+                        "(default: the training run's, else 200)")
+    g.add_argument("--procedural-image-size", type=_positive_int, metavar="PX",
+                   help="--dataset procedural: image side in pixels (default: the "
+                        "training run's, else 128)")
+    g.add_argument("--procedural-seed", type=_non_negative_int, metavar="S",
                    help="--dataset procedural: images are drawn from seed S (training), "
                         "S+1 (validation) and S+2 (evaluation), so train and evaluate with "
-                        "the same S never share images (default 0)")
+                        "the same S never share images (default: the training run's, "
+                        "else 0)")
     if command == "evaluate":
         g.add_argument("--procedural-dir", metavar="DIR",
                        help="--dataset procedural: write the evaluation images and their "
@@ -118,7 +127,8 @@ def _add_split_options(parser, command):
     g.add_argument("--split", metavar="{1,2,3,4,all}",
                    help="split i holds out classes {4k + i} (contiguous ids in order of "
                         "sorted category id; for COCO the paper's split i); 'all' holds out "
-                        "none. Default 1")
+                        "none. Default: the split of the --weights checkpoint's training "
+                        "run (its run.json), else 1")
     g.add_argument("--unseen-classes", metavar="NAME,NAME",
                    help="hold out these classes, by name (comma-separated) instead of --split")
     g.add_argument("--unseen-every", type=_positive_int, metavar="K",
@@ -126,11 +136,18 @@ def _add_split_options(parser, command):
                         "--split")
     g.add_argument("--unseen-offset", type=int, metavar="I",
                    help="the I of --unseen-every (default 1)")
+    recorded = ("A training run records its split in run.json beside its checkpoints. "
+                "Without split flags, a command given such a checkpoint uses the run's "
+                "split (by class name: the run's seen classes are 'seen', every other "
+                "class 'unseen')")
     if command == "train":
-        g.description = "Training uses only the seen classes as queries and references."
+        g.description = ("Training uses only the seen classes as queries and references. "
+                         + recorded + "; another split is refused when continuing the "
+                         "run in place and warned about when branching.")
     else:
         g.description = ("Reported separately: 'seen' (training) and 'unseen' (held-out) "
-                         "classes.")
+                         "classes. " + recorded + "; another split given by the flags is "
+                         "used, with a warning naming the classes it mislabels.")
 
 
 def _add_config_options(parser, command):
@@ -183,7 +200,9 @@ def _add_config_options(parser, command):
     g.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override any config attribute (repeatable); VALUE is read as "
                         "JSON when it parses, e.g. --set TRAIN_ROIS_PER_IMAGE=32 --set "
-                        "MEAN_PIXEL=[120,115,100]")
+                        "MEAN_PIXEL=[120,115,100]; switches such as TRAIN_BN take only "
+                        "true/false, yes/no, on/off or 1/0. Every value is checked (type, "
+                        "range, finiteness); a bad one is an error naming the attribute")
 
 
 def _add_weights_options(parser, command):
@@ -197,11 +216,14 @@ def _add_weights_options(parser, command):
                             "(resume the newest run of --name under --logs: continue from "
                             "its last epoch in its folder), 'none' (train from scratch) or "
                             "the path of a legacy HDF5 weights file (ours, the original "
-                            "project's or Matterport's; layers matched by name; a "
-                            "checkpoint inside a run folder continues that run, like "
-                            "last, and one named like the original's, "
-                            "siamese_mrcnn_0120.h5, continues after its epoch). Default "
-                            "imagenet")
+                            "project's or Matterport's; layers matched by name). A run's "
+                            "newest checkpoint continues that run in its folder, like last; "
+                            "an earlier one branches: a new run folder continuing after its "
+                            "epoch, recording it as parent_checkpoint in run.json (the "
+                            "parent's later epochs are never overwritten); one named like "
+                            "the original's, siamese_mrcnn_0120.h5, outside a run folder "
+                            "continues after its epoch; any other file starts a new run at "
+                            "epoch 0. Default imagenet")
         g.add_argument("--imagenet-weights", metavar="PATH",
                        help="backbone file for --weights imagenet: written by "
                             "scripts/convert_imagenet_weights.py, or the original "
@@ -219,9 +241,12 @@ def _add_weights_options(parser, command):
                             "layers the model lacks are named in a warning"
                             + ("" if required else " (required unless --merge)"))
     g.add_argument("--logs", default="logs", metavar="DIR",
-                   help="model_dir: training writes DIR/<name><YYYYmmddTHHMM>/ with "
-                        "checkpoints siamese_mrcnn_<epoch>.h5, config.json and TensorBoard "
-                        "logs; --weights last searches here (default ./logs)")
+                   help="model_dir: a new training run writes DIR/<name><YYYYmmddTHHMM>/ "
+                        "(with _2, _3, ... when a run of that minute exists: a new run never "
+                        "writes into another's folder) with checkpoints "
+                        "siamese_mrcnn_<epoch>.h5, config.json, run.json (parent "
+                        "checkpoint, dataset, class split) and TensorBoard logs; --weights "
+                        "last searches here (default ./logs)")
 
 
 # ------------------------------------------------------------------ sub-commands
@@ -305,7 +330,10 @@ def _add_evaluate(sub):
     g = p.add_argument_group("sharding and resuming")
     g.add_argument("--partial", metavar="FILE.jsonl",
                    help="append each finished (run, image) here and skip those already in "
-                        "it, so an interrupted evaluation resumes")
+                        "it, so an interrupted evaluation resumes. The file records the "
+                        "weights (SHA-1), configuration, mode, split and protocol that "
+                        "wrote it; resuming or merging with any of them different is "
+                        "refused, naming it")
     g.add_argument("--shard", type=_non_negative_int, default=0, metavar="I",
                    help="evaluate the images at positions p with p %% num-shards == I "
                         "(default 0)")
@@ -335,14 +363,16 @@ def _add_detect(sub):
     g = p.add_argument_group("inputs")
     g.add_argument("--image", required=True, metavar="QUERY", help="query image file")
     g.add_argument("--reference", nargs="+", metavar="REF",
-                   help="reference image file(s), each showing one object (e.g. a crop), "
-                        "one per shot; resized and zero-padded to TARGET_MAX_DIM")
+                   help="reference image file(s), each showing one object (e.g. a crop "
+                        "of at least 8x8 pixels), one per shot; resized and zero-padded to "
+                        "TARGET_MAX_DIM")
     g.add_argument("--reference-image", action="append", metavar="IMG",
                    help="an image holding the reference object; pair it with "
                         "--reference-box (repeat both for more shots)")
     g.add_argument("--reference-box", action="append", metavar="Y1,X1,Y2,X2",
                    help="the object's pixel box in the matching --reference-image (y2, x2 "
-                        "exclusive); cropped after the query-style resize, as in training")
+                        "exclusive; inside the image, at least 8 pixels a side); cropped "
+                        "after the query-style resize, as in training")
     g.add_argument("--output-dir", default="detections", metavar="DIR",
                    help="folder for detections.json and detections.png (default "
                         "./detections)")
@@ -379,12 +409,35 @@ def _configure_logging():
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
+# Options whose value may start with "-" (a negative number): argparse would take
+# "-4,10,20,30" for an option and say "expected one argument".
+_VALUES_MAY_BE_NEGATIVE = ("--reference-box",)
+
+
+def _attach_negative_values(argv):
+    """``["--reference-box", "-4,1,2,3"]`` -> ``["--reference-box=-4,1,2,3"]``, so the
+    value reaches its own check (which names the real problem)."""
+    out, argv = [], list(argv)
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if (token in _VALUES_MAY_BE_NEGATIVE and i + 1 < len(argv)
+                and re.fullmatch(r"-\d[\d,\s-]*", argv[i + 1])):
+            out.append(f"{token}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
+
+
 def main(argv=None):
     """Run ``siamese-mrcnn`` with ``argv`` (default ``sys.argv[1:]``); returns 0.
 
     User mistakes exit with status 2 and one line on stderr (SystemExit).
     """
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(_attach_negative_values(argv))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     _configure_logging()
     try:

@@ -12,18 +12,20 @@ Shape shorthand: ``H, W`` image height and width in pixels. Boxes are pixel
 
 import contextlib
 import json
+import logging
 import os
 import tempfile
 import types
 
-import numpy as np
-
 from mrcnn.config import ConfigError
 from siamese_mrcnn.config import LargeConfig, SiameseConfig, SmallConfig
+
+logger = logging.getLogger(__name__)
 
 PRESETS = {"small": SmallConfig, "large": LargeConfig}
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
 RUN_CONFIG_FILE = "config.json"  # what MaskRCNN.train writes beside its checkpoints
+RUN_RECORD_FILE = "run.json"  # MaskRCNN.RUN_RECORD_FILE: parent, dataset, split
 
 
 class CliError(Exception):
@@ -47,20 +49,26 @@ def int_list(text, what):
 
 
 def parse_box(text, what="--reference-box"):
-    """"y1,x1,y2,x2" -> 4 ints, a pixel box with y2 > y1 and x2 > x1, y1, x1 >= 0."""
+    """"y1,x1,y2,x2" -> 4 ints, a pixel box with y2 > y1 and x2 > x1. Negative values
+    parse: whether the box lies inside its image is checked against the image."""
     values = int_list(text, what)
     if len(values) != 4:
         raise CliError(f"{what}: expected 4 integers y1,x1,y2,x2, got {text!r}")
     y1, x1, y2, x2 = values
-    if y1 < 0 or x1 < 0 or y2 <= y1 or x2 <= x1:
-        raise CliError(f"{what}: {text!r} is not a box y1,x1,y2,x2 with 0 <= y1 < y2 and "
-                       f"0 <= x1 < x2 (pixels, y2/x2 exclusive)")
+    if y2 <= y1 or x2 <= x1:
+        raise CliError(f"{what}: {text!r} is not a box y1,x1,y2,x2 with y1 < y2 and "
+                       f"x1 < x2 (pixels, y2/x2 exclusive)")
     return values
+
+
+_TRUE_WORDS = ("true", "yes", "on", "1")
+_FALSE_WORDS = ("false", "no", "off", "0")
 
 
 def parse_setting(text):
     """"KEY=VALUE" -> (KEY, value); VALUE is read as JSON when it parses, else kept
-    as a string (so NAME=my_run and RPN_ANCHOR_SCALES=[8,16,32,64,128] both work)."""
+    as a string (so NAME=my_run and RPN_ANCHOR_SCALES=[8,16,32,64,128] both work).
+    Switches are read strictly by :func:`coerce_setting`."""
     key, sep, raw = str(text).partition("=")
     key = key.strip()
     if not sep or not key or not key.isupper():
@@ -73,6 +81,22 @@ def parse_setting(text):
     return key, value
 
 
+def coerce_setting(config_cls, key, value, text=None):
+    """A --set value for attribute ``key`` of ``config_cls``: a switch (an attribute
+    whose default is a bool, e.g. TRAIN_BN) takes only true/false, yes/no, on/off or
+    1/0 (any case); anything else raises CliError. Other values pass unchanged (the
+    config's validation checks them)."""
+    if not isinstance(getattr(config_cls, key, None), bool) or isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in _TRUE_WORDS:
+        return True
+    if word in _FALSE_WORDS:
+        return False
+    raise CliError(f"--set {text or f'{key}={value}'}: {key} is a switch; expected true or "
+                   f"false (also yes/no, on/off, 1/0)")
+
+
 # ------------------------------------------------------------------ configuration
 def run_config_path(weights_path):
     """``config.json`` beside a checkpoint (written by training), or None."""
@@ -80,6 +104,20 @@ def run_config_path(weights_path):
         return None
     path = os.path.join(os.path.dirname(os.path.abspath(weights_path)), RUN_CONFIG_FILE)
     return path if os.path.isfile(path) else None
+
+
+def run_record(weights_path):
+    """The ``run.json`` a training run wrote beside a checkpoint (its parent, dataset
+    and class split), as a dict; None when there is none or it does not parse."""
+    if not weights_path:
+        return None
+    path = os.path.join(os.path.dirname(os.path.abspath(weights_path)), RUN_RECORD_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _scaled_min_dim(size, preset_min, preset_max):
@@ -146,7 +184,7 @@ def build_config(args, weights_path=None, extra=None):
     values.update(config_overrides(args))
     for setting in getattr(args, "set", None) or []:
         key, value = parse_setting(setting)
-        values[key] = value
+        values[key] = coerce_setting(base_cls, key, value, setting)
     values.update(extra or {})
     try:
         return base_cls.from_dict(values), origin
@@ -201,37 +239,94 @@ def last_checkpoint(name, logs):
         raise CliError(f"--weights last: {e}") from None
 
 
+def checkpoint_continues_run(path, name):
+    """True when training from checkpoint ``path`` continues its run in its folder:
+    it is the run's newest checkpoint (``MaskRCNN.set_log_dir``'s rule; an earlier
+    one branches into a new run). ``name`` is the config NAME."""
+    from siamese_mrcnn.model import SiameseMaskRCNN
+    locator = types.SimpleNamespace(config=types.SimpleNamespace(NAME=name),
+                                    CHECKPOINT_TEMPLATE=SiameseMaskRCNN.CHECKPOINT_TEMPLATE,
+                                    RUN_DIR_SUFFIX=SiameseMaskRCNN.RUN_DIR_SUFFIX)
+    epoch, later = SiameseMaskRCNN.checkpoint_position(locator, path)
+    return epoch is not None and not later
+
+
 # ------------------------------------------------------------------ images
 def read_image(path, what):
-    """RGB uint8 [H, W, 3] from an image file (grayscale expanded, alpha dropped).
+    """RGB uint8 [H, W, 3] from an image file, by the project's one loader
+    (:func:`mrcnn._dataset.read_image_file`: grayscale expanded, alpha dropped,
+    palette/CMYK to RGB, 16-bit to its high byte, float [0, 1] scaled by 255).
 
-    Raises CliError naming ``what`` and the path when the file is missing or does
-    not decode to an image.
+    Raises CliError naming ``what`` and the path when the file is missing, does not
+    decode, or has a mode or range without a defined 8-bit conversion.
     """
-    import skimage.color
-    import skimage.io
+    from mrcnn._dataset import ImageLoadError, read_image_file
     if not os.path.isfile(path):
         raise CliError(f"{what} not found: {path}")
     try:
-        image = np.asarray(skimage.io.imread(path))
-    except Exception as e:  # decoders raise OSError, ValueError, SyntaxError, ...
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CliError(f"{what} {path} does not decode as an image: {reason}") from None
-    if image.ndim == 3 and image.shape[-1] == 2:
-        image = image[..., 0]
-    if image.ndim == 2:
-        image = skimage.color.gray2rgb(image)
-    if image.ndim != 3 or image.shape[-1] not in (3, 4) or min(image.shape[:2]) < 1:
-        raise CliError(f"{what} {path} decoded to an unsupported shape {image.shape}")
-    image = image[..., :3]
-    if image.dtype != np.uint8:
-        if image.dtype.kind == "f" and image.max() <= 1.0:
-            image = image * 255.0
-        image = np.clip(np.round(image), 0, 255).astype(np.uint8)
-    return image
+        return read_image_file(path)
+    except ImageLoadError as e:
+        if e.kind == "refused":
+            raise CliError(f"{what} {path}: {e.reason}") from None
+        raise CliError(f"{what} {path} does not decode as an image: {e.reason}") from None
 
 
 # ------------------------------------------------------------------ datasets
+# Dataset flags whose default is the training run's value, else this one:
+# (argument, key in the run record's "dataset", kind it belongs to, default).
+_DATASET_DEFAULTS = (("year", "year", "coco", "2017"),
+                     ("procedural_categories", "categories", "procedural", 200),
+                     ("procedural_image_size", "image_size", "procedural", 128),
+                     ("procedural_seed", "seed", "procedural", 0))
+_DATASET_FLAGS = ("dataset", "coco_dir", "annotations", "images")
+
+
+def apply_dataset_defaults(args, record=None, command="evaluate", checkpoint=None):
+    """Complete the dataset flags from a training run's record (``run.json``).
+
+    With no dataset flag at all: ``train`` takes the run's dataset (any kind);
+    ``evaluate`` takes the run's COCO folder or procedural benchmark, while for
+    the run's own annotation files it raises CliError (they are not evaluation
+    data). Then the flags not given (``--year``, ``--procedural-*``) take the run's
+    values when the dataset is of the run's kind, else the documented defaults; a
+    flag given with another value than the run's gets a warning.
+    """
+    recorded = dict((record or {}).get("dataset") or {})
+    kind = recorded.get("kind")
+    if recorded and not any(getattr(args, a, None) for a in _DATASET_FLAGS):
+        where = f"the training run of {checkpoint}"
+        if kind == "coco":
+            args.coco_dir = recorded["coco_dir"]
+            print(f"dataset: COCO in {args.coco_dir}, {where}'s")
+        elif kind == "procedural":
+            args.dataset = "procedural"
+            print(f"dataset: the procedural benchmark, {where}'s")
+        elif kind == "custom" and command == "train":
+            args.annotations, args.images = recorded["annotations"], recorded["images"]
+            if recorded.get("val_annotations"):
+                args.val_annotations = recorded["val_annotations"]
+                args.val_images = recorded["val_images"]
+            print(f"dataset: {args.annotations}, {where}'s")
+        elif kind == "custom":
+            raise CliError(f"no dataset given; {where} trained on {recorded['annotations']}: "
+                           f"give the evaluation data with --annotations FILE --images DIR")
+    current = getattr(args, "dataset", None) or (
+        "custom" if getattr(args, "annotations", None) else
+        "coco" if getattr(args, "coco_dir", None) else None)
+    for name, key, owner, default in _DATASET_DEFAULTS:
+        if not hasattr(args, name):
+            continue
+        value = getattr(args, name)
+        from_run = recorded.get(key) if kind == owner == current else None
+        if value is None:
+            setattr(args, name, default if from_run is None else from_run)
+        elif from_run is not None and str(value) != str(from_run):
+            flag = "--" + name.replace("_", "-")
+            logger.warning("%s %s differs from the training run of %s (%s): the model was "
+                           "trained on another %s", flag, value, checkpoint, from_run,
+                           "dataset" if owner == "procedural" else "COCO year")
+
+
 def dataset_kind(args):
     """"coco", "custom" or "procedural" from --dataset or the location flags."""
     kind = getattr(args, "dataset", None)
@@ -251,6 +346,24 @@ def dataset_kind(args):
     if kind != "custom" and (args.annotations or args.images):
         raise CliError(f"--annotations/--images do not apply to --dataset {kind}")
     return kind
+
+
+def dataset_record(args, kind):
+    """JSON description of the dataset the arguments select (absolute paths), as a
+    training run records it in its run.json."""
+    if kind == "coco":
+        return {"kind": "coco", "coco_dir": os.path.abspath(args.coco_dir),
+                "year": str(args.year)}
+    if kind == "custom":
+        record = {"kind": "custom", "annotations": os.path.abspath(args.annotations),
+                  "images": os.path.abspath(args.images)}
+        if getattr(args, "val_annotations", None):
+            record.update(val_annotations=os.path.abspath(args.val_annotations),
+                          val_images=os.path.abspath(args.val_images))
+        return record
+    return {"kind": "procedural", "categories": int(args.procedural_categories),
+            "image_size": int(args.procedural_image_size),
+            "seed": int(args.procedural_seed)}
 
 
 def load_coco_dataset(load):
@@ -337,3 +450,74 @@ def resolve_split(args, dataset):
         flag = ("--unseen-classes" if args.unseen_classes else
                 "--unseen-every" if args.unseen_every is not None else "--split")
         raise CliError(f"{flag}: {e}") from None
+
+
+def split_flags_given(args):
+    return bool(args.split is not None or args.unseen_classes or args.unseen_every is not None)
+
+
+def recorded_split(record, dataset):
+    """The class split a run recorded (``run.json``), on ``dataset``: the run's seen
+    classes (by name) are seen, every other class of the dataset unseen. None
+    without a recorded split."""
+    from siamese_mrcnn.splits import Split
+    split = (record or {}).get("split")
+    if not split:
+        return None
+    trained = set(split.get("seen_names", ()))
+    names = list(dataset.class_names[1:])
+    seen = [c for c, n in enumerate(names, 1) if n in trained]
+    unseen = [c for c, n in enumerate(names, 1) if n not in trained]
+    return Split(name=str(split.get("name")), seen_ids=tuple(seen), unseen_ids=tuple(unseen),
+                 seen_names=tuple(names[c - 1] for c in seen),
+                 unseen_names=tuple(names[c - 1] for c in unseen))
+
+
+def _flags_text(args):
+    if args.unseen_classes:
+        return f"--unseen-classes {args.unseen_classes}"
+    if args.unseen_every is not None:
+        return f"--unseen-every {args.unseen_every}" + (
+            "" if args.unseen_offset is None else f" --unseen-offset {args.unseen_offset}")
+    return f"--split {args.split}"
+
+
+def resolve_run_split(args, dataset, record=None, checkpoint=None, in_place=False):
+    """The split of a command given a checkpoint (rule of the split flags' help).
+
+    Without split flags: the run's recorded split, else split 1 with a warning that
+    the checkpoint's split is unknown. With flags: their split; if it labels any
+    class differently from the run's, a warning names those classes, or, when
+    ``in_place`` (training continues the run in its own folder), CliError.
+    """
+    run_split = recorded_split(record, dataset)
+    if not split_flags_given(args):
+        if run_split is not None:
+            print(f"class split: the training run's ({checkpoint})")
+            return run_split
+        if checkpoint:
+            logger.warning("%s has no run record (run.json) beside it: using split 1; give "
+                           "--split or --unseen-classes as it was trained", checkpoint)
+        return resolve_split(args, dataset)
+    split = resolve_split(args, dataset)
+    if run_split is None:
+        return split
+    trained_unseen = sorted(set(split.unseen_names) & set(run_split.seen_names))
+    never_seen = sorted(set(split.seen_names) & set(run_split.unseen_names))
+    if trained_unseen or never_seen:
+        held_out = ", ".join(run_split.unseen_names) or "none"
+        parts = ([f"labelled unseen but trained on: {', '.join(trained_unseen)}"]
+                 if trained_unseen else []) + (
+            [f"labelled seen but never trained on: {', '.join(never_seen)}"]
+            if never_seen else [])
+        message = (f"{_flags_text(args)} differs from the split {checkpoint} was trained "
+                   f"with (split {run_split.name}, held out: {held_out}); "
+                   + "; ".join(parts))
+        if in_place:
+            raise CliError(f"{message}. Continuing the run in its folder with another split "
+                           f"would mix two splits in one run: drop the split flags, or "
+                           f"start a new run from a copy of the checkpoint outside its "
+                           f"run folder")
+        logger.warning("%s", message)
+    return split
+

@@ -12,6 +12,13 @@ annotation file's ids, which evaluation results must use.
 Masks come from polygons, uncompressed RLE and compressed RLE alike; crowd regions
 (``iscrowd=1``) get the negated class id, as everywhere in ``mrcnn``.
 
+Annotations that cannot be used are dropped, counted, and reported in one warning
+per annotation file (counts and a few annotation ids): a category id not in
+"categories", an image id not in "images", or polygons that all have fewer than 3
+points (they cover nothing). Polygons of fewer than 3 points beside valid ones are
+dropped from their annotation, which is kept. ``CocoDataset.dropped_annotations``
+lists the annotation ids by reason.
+
 Standard COCO layout for :meth:`CocoDataset.load_coco`::
 
     dataset_dir/annotations/instances_{subset}{year}.json
@@ -24,6 +31,7 @@ annotation file and an image folder.
 import contextlib
 import io
 import json
+import logging
 import os
 
 import numpy as np
@@ -31,6 +39,8 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from mrcnn import utils
+
+logger = logging.getLogger(__name__)
 
 # Subsets whose images live in the val{year} folder (Detectron / Matterport names).
 _VAL_IMAGE_SUBSETS = ("minival", "valminusminival")
@@ -134,6 +144,73 @@ def coco_from_dict(data, origin="<dict>"):
     return coco
 
 
+# Reasons an annotation is dropped (or loses polygons), in warning order, with the
+# words of the warning.
+_DROP_REASONS = {
+    "unknown_category": "with a category id not in 'categories'",
+    "missing_image": "of an image id not in 'images'",
+    "degenerate_polygons": "whose polygons all have fewer than 3 points",
+}
+_SHORT_POLYGONS = "short_polygons"
+_SHOWN_IDS = 5
+
+
+def annotation_problems(coco, origin="annotations"):
+    """{reason: [annotation ids]} of the unusable annotations of a pycocotools
+    ``COCO`` (reasons: the keys of ``_DROP_REASONS``, plus "short_polygons" for
+    annotations that keep some polygons but lose those of fewer than 3 points).
+
+    Computed once per ``COCO`` object, which is when the one warning of the file is
+    logged, so loading a train and a validation part of one file warns once.
+    """
+    cached = getattr(coco, "_siamese_mrcnn_annotation_problems", None)
+    if cached is not None:
+        return cached
+    problems = {reason: [] for reason in (*_DROP_REASONS, _SHORT_POLYGONS)}
+    details = {"unknown_category": set(), "missing_image": set()}
+    annotations = coco.dataset.get("annotations", [])
+    for ann in annotations:
+        ann_id = ann.get("id")
+        if ann.get("image_id") not in coco.imgs:
+            problems["missing_image"].append(ann_id)
+            details["missing_image"].add(ann.get("image_id"))
+        elif ann.get("category_id") not in coco.cats:
+            problems["unknown_category"].append(ann_id)
+            details["unknown_category"].add(ann.get("category_id"))
+        elif _covers_nothing(ann):
+            problems["degenerate_polygons"].append(ann_id)
+        elif isinstance(ann.get("segmentation"), list) and any(
+                isinstance(p, (list, tuple)) and len(p) < 6 for p in ann["segmentation"]):
+            problems[_SHORT_POLYGONS].append(ann_id)
+    parts = []
+    for reason, words in _DROP_REASONS.items():
+        ids = problems[reason]
+        if ids:
+            extra = {"unknown_category": "category ids", "missing_image": "image ids"}.get(reason)
+            parts.append(f"{len(ids)} {words} (annotation ids {_few(ids)}"
+                         + (f"; {extra} {_few(sorted(details[reason], key=str))}"
+                            if extra else "") + ")")
+    dropped = sum(len(problems[r]) for r in _DROP_REASONS)
+    message = ""
+    if parts:
+        message = (f"{origin}: {dropped} of {len(annotations)} annotations dropped: "
+                   + ", ".join(parts))
+    if problems[_SHORT_POLYGONS]:
+        ids = problems[_SHORT_POLYGONS]
+        message += (f"{'; ' if message else f'{origin}: '}{len(ids)} annotation(s) kept "
+                    f"without their polygons of fewer than 3 points (annotation ids "
+                    f"{_few(ids)})")
+    if message:
+        logger.warning("%s", message)
+    coco._siamese_mrcnn_annotation_problems = problems
+    return problems
+
+
+def _few(values):
+    shown = ", ".join(str(v) for v in values[:_SHOWN_IDS])
+    return shown + (", ..." if len(values) > _SHOWN_IDS else "")
+
+
 class CocoDataset(utils.Dataset):
     """A Matterport ``Dataset`` over COCO-format annotations, with one-shot indices.
 
@@ -151,6 +228,8 @@ class CocoDataset(utils.Dataset):
         self._cocos = []
         self.category_image_index = {}
         self.image_category_index = []
+        # {reason: annotation ids} dropped (or trimmed) while loading; see annotation_problems.
+        self.dropped_annotations = {}
 
     # ------------------------------------------------------------------ loading
     def load_coco(self, dataset_dir, subset, year="2017", class_ids=None, return_coco=False,
@@ -229,6 +308,10 @@ class CocoDataset(utils.Dataset):
                 raise ValueError(f"{origin}: image id(s) not in the file: {missing[:10]}")
             selected &= set(int(i) for i in image_ids)
 
+        problems = annotation_problems(coco, origin)
+        for reason, ids in problems.items():
+            known = self.dropped_annotations.setdefault(reason, [])
+            known.extend(i for i in ids if i not in known)
         for cat_id in class_ids:
             self.add_class(source, cat_id, coco.loadCats(cat_id)[0]["name"])
         wanted = set(class_ids)
@@ -238,7 +321,7 @@ class CocoDataset(utils.Dataset):
                 if key not in info:
                     raise ValueError(f"{origin}: image {image_id} has no {key!r}")
             annotations = [a for a in coco.imgToAnns.get(image_id, [])
-                           if a.get("category_id") in wanted]
+                           if a.get("category_id") in wanted and not _covers_nothing(a)]
             self.add_image(source, image_id=image_id,
                            path=os.path.join(image_dir, info["file_name"]),
                            width=int(info["width"]), height=int(info["height"]),
@@ -339,6 +422,14 @@ class CocoDataset(utils.Dataset):
 
     def _class_id(self, info, ann):
         return self.map_source_class_id(f"{info['source']}.{ann['category_id']}")
+
+
+def _covers_nothing(ann):
+    """True for polygon annotations whose polygons all have fewer than 3 points
+    (x, y pairs), including an empty polygon list."""
+    segm = ann.get("segmentation")
+    return (isinstance(segm, list) and all(isinstance(p, (list, tuple)) for p in segm)
+            and not any(len(p) >= 6 for p in segm))
 
 
 def annotation_to_mask(ann, height, width, image_id=None):

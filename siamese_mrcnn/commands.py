@@ -13,14 +13,17 @@ import functools
 import json
 import logging
 import os
+import re
 import sys
 
 import numpy as np
 
-from siamese_mrcnn.cli_inputs import (PRESETS, CliError, build_config, check_split_flags,
-                                      comma_list, dataset_kind, exported_procedural,
-                                      load_coco_dataset, parse_box, procedural_dataset,
-                                      read_image, resolve_split, resolve_weights)
+from siamese_mrcnn.cli_inputs import (PRESETS, CliError, apply_dataset_defaults,
+                                      build_config, check_split_flags,
+                                      checkpoint_continues_run, comma_list, dataset_kind,
+                                      dataset_record, exported_procedural, load_coco_dataset,
+                                      parse_box, procedural_dataset, read_image,
+                                      resolve_run_split, resolve_weights, run_record)
 
 logger = logging.getLogger(__name__)
 
@@ -72,22 +75,78 @@ def _make_strategy(name):
         raise CliError(str(e)) from None
 
 
-def _weights_error(path, error):
-    message = str(error)
+def _weights_error(path, error, origin=None, training=False):
+    """One line for a weight file that does not load: what does not fit (long name
+    lists shortened), and why when that is known (the model came from a preset
+    because no config.json was beside the checkpoint, or the file is a plain Mask
+    R-CNN checkpoint), with the command line's way out."""
+    message = _shorten(str(error))
     if path not in message:
         message = f"{path}: {message}"
+    # weights.load_weights suggests an API argument the commands do not have.
+    message = message.replace(
+        "load with by_name=True to match layers by name",
+        "siamese-mrcnn matches layers by name only when training (train --weights FILE)")
+    if training and _is_plain_mask_rcnn(path):
+        return CliError(f"cannot load weights: {message}. {path} is a plain Mask R-CNN "
+                        f"checkpoint: leave out its class-specific heads with --exclude "
+                        f"mrcnn_class_logits,mrcnn_bbox_fc,mrcnn_mask")
+    if _is_plain_mask_rcnn(path):
+        return CliError(f"cannot load weights: {path} is a plain Mask R-CNN checkpoint (no "
+                        f"Siamese matching layers fpn_distance_P2..P6); evaluate and detect "
+                        f"need a Siamese Mask R-CNN checkpoint. To start training from it: "
+                        f"siamese-mrcnn train --weights {path} (its layers are matched by "
+                        f"name)")
+    if origin is not None and not origin.startswith("the training run's"):
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isfile(os.path.join(folder, "config.json")):
+            why = (f"--config chose it over the training run's config.json in {folder}; "
+                   f"leave --config out to use the run's")
+        else:
+            why = (f"no config.json was found beside the checkpoint (in {folder}); give "
+                   f"the training run's settings (--config, --backbone, --image-size, "
+                   f"--reference-size, --set ...) or copy its config.json there")
+        message += f". The model was built from {origin} and the flags: {why}"
     return CliError(f"cannot load weights: {message}")
 
 
-def _load_inference_weights(model, path):
+def _shorten(message, limit=400):
+    """``message`` with every long bracketed list cut to its first names, and the
+    whole cut at ``limit`` characters (a list of 300 weight names is no help)."""
+    def cut(match):
+        items = [i.strip() for i in match.group(1).split(",")]
+        return "[" + ", ".join(items[:3]) + f", ... ({len(items)} in all)]"
+
+    message = re.sub(r"\[([^\[\]]{120,})\]", cut, " ".join(message.split()))
+    return message if len(message) <= limit else message[:limit - 3] + "..."
+
+
+def _is_plain_mask_rcnn(path):
+    """True for a weight file with Mask R-CNN's layers (ResNet at top level or its
+    heads) but none of Siamese Mask R-CNN's (no fpn_distance_P2, no resnet_model)."""
+    import h5py
+    try:
+        with h5py.File(path, "r") as f:
+            root = f["model_weights"] if "model_weights" in f and "layer_names" not in \
+                f.attrs else f
+            names = set(root.keys())
+    except (OSError, KeyError):
+        return False
+    siamese = {"fpn_distance_P2", "resnet_model"} & names
+    matterport = {"res2a_branch2a", "mrcnn_class_logits", "fpn_c5p5"} & names
+    return bool(matterport) and not siamese
+
+
+def _load_inference_weights(model, path, origin=None):
     """All layers from ``path``, strictly: every model layer (and every weight inside
     nested groups) matched by name, with the right shapes; file layers the model
-    does not use are named in a warning."""
+    does not use are named in a warning. ``origin`` says where the model's
+    configuration came from (for the error)."""
     from mrcnn.weights import WeightFileError
     try:
         report = model.load_weights(path, by_name=True)
     except (FileNotFoundError, WeightFileError, ValueError) as e:
-        raise _weights_error(path, e) from None
+        raise _weights_error(path, e, origin) from None
     check_names_matched(report, path)
 
 
@@ -107,10 +166,10 @@ def check_names_matched(report, path):
               f"{', '.join(report.unused)}")
 
 
-def _inference_model(config, logs, path):
+def _inference_model(config, logs, path, origin=None):
     from siamese_mrcnn.model import SiameseMaskRCNN
     model = SiameseMaskRCNN("inference", config, logs)
-    _load_inference_weights(model, path)
+    _load_inference_weights(model, path, origin)
     return model
 
 
@@ -131,8 +190,13 @@ def _print_split(split):
 
 
 # ------------------------------------------------------------------ train
-def _training_datasets(args, kind):
-    """(train, validation or None, split) of the training command."""
+def _training_datasets(args, kind, record=None, checkpoint=None, in_place=False):
+    """(train, validation or None, split) of the training command; the split follows
+    :func:`~siamese_mrcnn.cli_inputs.resolve_run_split` for a recorded checkpoint."""
+
+    def resolve(dataset):
+        return resolve_run_split(args, dataset, record, checkpoint, in_place)
+
     if kind == "coco":
         # CocoDataset.load_coco(dir, "train_split") and (dir, "val_split"), with the
         # annotation file (450 MB for 2017) read and held once for both.
@@ -149,14 +213,14 @@ def _training_datasets(args, kind):
               f"images ({args.val_division} division)")
         train = load_coco_dataset(lambda d: d.load_coco_file(coco, image_dir,
                                                              image_ids=train_ids))
-        split = resolve_split(args, train)
+        split = resolve(train)
         val = load_coco_dataset(lambda d: d.load_coco_file(coco, image_dir, image_ids=val_ids))
         return train, val, split
     if kind == "custom":
         if bool(args.val_annotations) != bool(args.val_images):
             raise CliError("--val-annotations and --val-images go together")
         train = load_coco_dataset(lambda d: d.load_coco_file(args.annotations, args.images))
-        split = resolve_split(args, train)
+        split = resolve(train)
         val = None
         if args.val_annotations:
             val = load_coco_dataset(lambda d: d.load_coco_file(args.val_annotations,
@@ -164,7 +228,7 @@ def _training_datasets(args, kind):
         return train, val, split
     # procedural: the split is made on the class list, then only seen classes are placed
     classes = procedural_dataset(args, 0, args.procedural_seed)
-    split = resolve_split(args, classes)
+    split = resolve(classes)
     seen = list(split.seen_ids)
     train = procedural_dataset(args, args.procedural_images, args.procedural_seed, seen)
     val = procedural_dataset(args, max(1, args.procedural_images // 10),
@@ -172,7 +236,7 @@ def _training_datasets(args, kind):
     return train, val, split
 
 
-def _load_training_weights(model, kind, path, exclude):
+def _load_training_weights(model, kind, path, exclude, origin=None):
     """Load the starting weights by layer name; at least one layer must match."""
     from mrcnn import weights as weights_io
     if kind == "none":
@@ -185,7 +249,8 @@ def _load_training_weights(model, kind, path, exclude):
         else:
             report = model.load_weights(path, by_name=True, exclude=exclude)
     except (FileNotFoundError, weights_io.WeightFileError, ValueError) as e:
-        raise _weights_error(path, e) from None
+        raise _weights_error(path, e, origin if kind == "path" else None,
+                             training=True) from None
     if not report.loaded:
         raise CliError(f"cannot load weights: no layer of {path} matches the model "
                        f"({model.config.BACKBONE} backbone); file layers: "
@@ -204,7 +269,6 @@ def _load_training_weights(model, kind, path, exclude):
 def run_train(args):
     from siamese_mrcnn.schedule import make_schedule, run_schedule, scaled_learning_rate
     check_split_flags(args)
-    kind = dataset_kind(args)
     try:
         schedule = make_schedule(args.schedule, args.epochs, args.heads_epochs)
     except ValueError as e:
@@ -212,10 +276,14 @@ def run_train(args):
     exclude = comma_list(args.exclude, "--exclude") if args.exclude else None
     weights_kind, weights_path = resolve_weights(args.weights, args.logs, _preset_name(args),
                                                  "train", args.imagenet_weights)
-    # Only a checkpoint has a training run's config.json beside it.
+    # Only a checkpoint has a training run's config.json and run.json beside it.
     checkpoint = weights_path if weights_kind == "path" else None
-    build_config(args, checkpoint, extra={"GPU_COUNT": 1})  # fail early
-    train, val, split = _training_datasets(args, kind)
+    record = run_record(checkpoint)
+    apply_dataset_defaults(args, record, "train", checkpoint)
+    kind = dataset_kind(args)
+    config, _ = build_config(args, checkpoint, extra={"GPU_COUNT": 1})  # fail early
+    in_place = checkpoint is not None and checkpoint_continues_run(checkpoint, config.NAME)
+    train, val, split = _training_datasets(args, kind, record, checkpoint, in_place)
     _print_split(split)
 
     strategy, replicas = _make_strategy(args.strategy)
@@ -235,8 +303,15 @@ def run_train(args):
     keras.utils.set_random_seed(args.seed)  # reproducible initialisation of new layers
     model = _training_model_class()("training", config, args.logs, strategy=strategy)
     model.train_class_keys = tuple(_class_key(train, c) for c in split.seen_ids)
-    _load_training_weights(model, weights_kind, weights_path, exclude)
-    if model.epoch:
+    # Beside the checkpoints, so evaluate and detect know what the model has seen.
+    model.run_info = {"dataset": dataset_record(args, kind), "split": split.to_dict()}
+    if weights_kind == "imagenet":
+        model.run_info["imagenet_weights"] = os.path.abspath(weights_path)
+    _load_training_weights(model, weights_kind, weights_path, exclude, origin)
+    if model.epoch and model.parent_checkpoint:
+        print(f"branching a new run from {model.parent_checkpoint} (epoch {model.epoch}): "
+              f"later epochs exist in its run folder, which is left as it is")
+    elif model.epoch:
         print(f"resuming {model.log_dir} after epoch {model.epoch}")
     run_schedule(model, train, val, schedule, base_lr, seed=args.seed,
                  verbose=_fit_verbosity())
@@ -261,13 +336,20 @@ def _finish_evaluation(args, summary, config, mode, weights):
     """Print the tables and write the --output report."""
     from siamese_mrcnn.evaluation import format_table, write_report
     from siamese_mrcnn.evaluation_results import COCO_METRICS
-    summary.setdefault("settings", {})["weights"] = weights
-    baseline = summary["settings"].get("baseline")
+    settings = summary.setdefault("settings", {})
+    settings["weights"] = weights
+    baseline = settings.get("baseline")
     if baseline:
         print(f"baseline {baseline['name']} (its draws seeded by {baseline['seed']}):")
     print(format_table(summary))
     print("\nfull COCO summary (percent):")
     print(format_table(summary, COCO_METRICS))
+    for key, what in (("same_image_references", "drew their reference from the query image "
+                                                "itself (no other image holds the class)"),
+                      ("unreferenced_queries", "were skipped (no image holds a usable "
+                                               "instance of the class)")):
+        if settings.get(key):
+            print(f"note: {settings[key]} of {settings['queries']} queries {what}")
     if args.output:
         seeds = {"reference_seed": summary["settings"].get("seed"),
                  "runs": summary["settings"].get("runs")}
@@ -328,8 +410,9 @@ def run_evaluate(args):
     if args.combine:
         _combine_reports(args)
         return
-    kind = dataset_kind(args)
     if args.merge:
+        apply_dataset_defaults(args)
+        kind = dataset_kind(args)
         for path in args.merge:
             if not os.path.isfile(path):
                 raise CliError(f"--merge: partial results file not found: {path}")
@@ -342,7 +425,8 @@ def run_evaluate(args):
                 summary = summarize(dataset, merged)
             except ValueError as e:
                 raise CliError(f"--merge: {e}") from None
-        _finish_evaluation(args, summary, None, merged.settings["mode"], None)
+        _finish_evaluation(args, summary, None, merged.settings["mode"],
+                           (merged.settings.get("weights") or {}).get("path"))
         return
 
     check_split_flags(args)
@@ -354,11 +438,22 @@ def run_evaluate(args):
     if args.num_shards > 1 and not args.partial:
         raise CliError("--num-shards > 1 needs --partial FILE for this shard's results")
     mode = EvalMode.from_name(args.mode)
-    with _evaluation_dataset(args, kind) as dataset:
-        split = resolve_split(args, dataset)
-        _print_split(split)
+    # The checkpoint's run.json gives the dataset and split defaults. A weights file
+    # that is not there is reported after the dataset's own mistakes, as before.
+    weights_error = None
+    try:
         _, weights_path = resolve_weights(args.weights, args.logs, _preset_name(args),
                                           "evaluate")
+    except CliError as e:
+        weights_path, weights_error = None, e
+    record = run_record(weights_path)
+    apply_dataset_defaults(args, record, "evaluate", weights_path)
+    kind = dataset_kind(args)
+    with _evaluation_dataset(args, kind) as dataset:
+        split = resolve_run_split(args, dataset, record, weights_path)
+        _print_split(split)
+        if weights_error is not None:
+            raise weights_error
         # The mode decides how images, references and masks are resampled.
         fixed = {"GPU_COUNT": 1, "RESAMPLING": mode.resampling}
         config, origin = build_config(args, weights_path, extra=fixed)
@@ -369,13 +464,13 @@ def run_evaluate(args):
         config.display()
         from siamese_mrcnn.evaluation import evaluate_one_shot, make_model_detector
         baseline = _evaluation_baseline(args, split)
-        model = _inference_model(config, args.logs, weights_path)
+        model = _inference_model(config, args.logs, weights_path, origin)
         try:
             result = evaluate_one_shot(
-                dataset, make_model_detector(model, mode), split, config, runs=args.runs,
-                shots=int(config.NUM_TARGETS), mode=mode, seed=args.seed, limit=args.limit,
-                shard=args.shard, num_shards=args.num_shards, partial_path=args.partial,
-                progress=sys.stderr.isatty(), baseline=baseline)
+                dataset, make_model_detector(model, mode, weights_path), split, config,
+                runs=args.runs, shots=int(config.NUM_TARGETS), mode=mode, seed=args.seed,
+                limit=args.limit, shard=args.shard, num_shards=args.num_shards,
+                partial_path=args.partial, progress=sys.stderr.isatty(), baseline=baseline)
         except ValueError as e:
             if args.partial and str(e).startswith(str(args.partial)):
                 raise CliError(f"--partial: {e}") from None  # written with other settings
@@ -390,36 +485,52 @@ def run_evaluate(args):
 # ------------------------------------------------------------------ detect
 def _detect_inputs(args):
     """(query image, [(path, image, box or None)]) read from the files; a box is
-    checked to lie inside its image."""
+    checked to lie inside its image, and every reference to be at least
+    ``references.MIN_REFERENCE_SIZE`` pixels on a side."""
+    from siamese_mrcnn.references import check_reference_size
     pairs_given = bool(args.reference_image or args.reference_box)
     if bool(args.reference) == pairs_given:
         raise CliError("give the references either as --reference REF [REF ...] or as "
                        "--reference-image IMG --reference-box Y1,X1,Y2,X2 pairs")
     query = read_image(args.image, "query image")
     references = []
-    if args.reference:
-        for path in args.reference:
-            references.append((path, read_image(path, "reference image"), None))
-    else:
-        images, boxes = args.reference_image or [], args.reference_box or []
-        if len(images) != len(boxes):
-            raise CliError(f"{len(images)} --reference-image but {len(boxes)} "
-                           f"--reference-box; give one box per image")
-        for path, text in zip(images, boxes):
-            box = parse_box(text)
-            image = read_image(path, "reference image")
-            if box[2] > image.shape[0] or box[3] > image.shape[1]:
-                raise CliError(f"--reference-box {text} exceeds the {image.shape[0]}x"
-                               f"{image.shape[1]} reference image {path}")
-            references.append((path, image, box))
+    try:
+        if args.reference:
+            for path in args.reference:
+                image = read_image(path, "reference image")
+                check_reference_size(*image.shape[:2], what=f"reference image {path}")
+                references.append((path, image, None))
+        else:
+            images, boxes = args.reference_image or [], args.reference_box or []
+            if len(images) != len(boxes):
+                raise CliError(f"{len(images)} --reference-image but {len(boxes)} "
+                               f"--reference-box; give one box per image")
+            for path, text in zip(images, boxes):
+                box = parse_box(text)
+                image = read_image(path, "reference image")
+                height, width = image.shape[:2]
+                if box[0] < 0 or box[1] < 0:
+                    raise CliError(f"--reference-box {text} starts outside the {height}x"
+                                   f"{width} reference image {path} (pixel coordinates "
+                                   f"start at 0)")
+                if box[2] > height or box[3] > width:
+                    raise CliError(f"--reference-box {text} exceeds the {height}x{width} "
+                                   f"reference image {path}")
+                check_reference_size(box[2] - box[0], box[3] - box[1],
+                                     what=f"--reference-box {text}")
+                references.append((path, image, box))
+    except ValueError as e:  # below the minimum reference size
+        raise CliError(str(e)) from None
     return query, references
 
 
-def detections_json(result, query_path, query_shape, references, weights, min_confidence):
+def detections_json(result, query_path, query_shape, references, weights, min_confidence,
+                    training_run=None):
     """The JSON document of one detection: boxes, scores and COCO RLE masks.
 
     ``result``: SiameseMaskRCNN.detect's dict (rois [N, 4], scores [N], class_ids [N],
-    masks bool [H, W, N]).
+    masks bool [H, W, N]). ``training_run``: the dataset and split the weights'
+    training run recorded (run.json), or None when unknown.
     """
     from pycocotools import mask as mask_utils
     masks = np.asarray(result["masks"], dtype=bool)
@@ -443,6 +554,7 @@ def detections_json(result, query_path, query_shape, references, weights, min_co
                         "box": None if box is None else list(box)}
                        for path, _, box in references],
         "weights": os.path.abspath(weights), "min_confidence": float(min_confidence),
+        "training_run": training_run,
         "box_format": "y1, x1, y2, x2 in query pixels, y2 and x2 exclusive; bbox_xywh is "
                       "COCO's x, y, width, height",
         "mask_format": "COCO run-length encoding (pycocotools.mask.decode) of the "
@@ -474,10 +586,28 @@ def detection_figure(query, reference_crops, result, path):
     fig.savefig(path, dpi=100)
 
 
+def _training_run_summary(weights_path):
+    """{"dataset", "split"} of the weights' training run (run.json), printed so the
+    user knows whether the reference's category was seen in training; None (with
+    a note) when the checkpoint has no record."""
+    record = run_record(weights_path) or {}
+    split = record.get("split")
+    if not split:
+        print(f"{weights_path} has no run record (run.json) beside it: the classes it "
+              f"was trained on are unknown")
+        return None
+    held_out = ", ".join(split.get("unseen_names", ())) or "no class"
+    print(f"the model was trained holding out {held_out} (split {split.get('name')}); "
+          f"other classes were seen in training")
+    return {"dataset": record.get("dataset"),
+            "split": {k: split.get(k) for k in ("name", "seen_names", "unseen_names")}}
+
+
 def run_detect(args):
     from siamese_mrcnn.references import resize_reference
     query, references = _detect_inputs(args)
     _, weights_path = resolve_weights(args.weights, args.logs, _preset_name(args), "detect")
+    training_run = _training_run_summary(weights_path)
     extra = {"GPU_COUNT": 1, "IMAGES_PER_GPU": 1, "NUM_TARGETS": len(references)}
     if args.min_confidence is not None:
         extra["DETECTION_MIN_CONFIDENCE"] = args.min_confidence
@@ -485,14 +615,17 @@ def run_detect(args):
     print(f"configuration (from {origin} and the flags):")
     config.display()
 
-    model = _inference_model(config, args.logs, weights_path)
+    model = _inference_model(config, args.logs, weights_path, origin)
     # The crops the model sees (before mean subtraction), also drawn in the figure.
-    crops = [resize_reference(image, config) if box is None
-             else model.reference_from_box(image, box)
-             for _, image, box in references]
+    try:
+        crops = [resize_reference(image, config) if box is None
+                 else model.reference_from_box(image, box)
+                 for _, image, box in references]
+    except ValueError as e:  # a box too small once resized the query way
+        raise CliError(f"--reference-box: {e}") from None
     result = model.detect([crops], [query])[0]
     document = detections_json(result, args.image, query.shape, references, weights_path,
-                               config.DETECTION_MIN_CONFIDENCE)
+                               config.DETECTION_MIN_CONFIDENCE, training_run)
     os.makedirs(args.output_dir, exist_ok=True)  # only once there is something to write
     json_path = os.path.join(args.output_dir, "detections.json")
     tmp = f"{json_path}.tmp"

@@ -12,7 +12,7 @@ override, as with any Matterport config::
 
 import numpy as np
 
-from mrcnn.config import Config, ConfigError
+from mrcnn.config import Config, ConfigError, number_problem
 
 
 class SiameseConfig(Config):
@@ -60,9 +60,12 @@ class SiameseConfig(Config):
         if self.NUM_CLASSES != 2:
             raise_config(name, "NUM_CLASSES", "Siamese Mask R-CNN has exactly 2 classes "
                                               f"(background, match); got {self.NUM_CLASSES}")
-        if not isinstance(self.NUM_TARGETS, (int, np.integer)) or self.NUM_TARGETS < 1:
-            raise_config(name, "NUM_TARGETS", f"must be a positive integer, got "
-                                              f"{self.NUM_TARGETS!r}")
+        for attribute, low in (("NUM_TARGETS", 1), ("TARGET_MIN_DIM", 0),
+                               ("TARGET_MAX_DIM", 1), ("FPN_FEATUREMAPS", 1)):
+            value = getattr(self, attribute)
+            problem = number_problem(value, low=low, integer=True)
+            if problem:
+                raise_config(name, attribute, f"{problem}, got {value!r}")
         if self.TARGET_MAX_DIM % 32:
             raise_config(name, "TARGET_MAX_DIM", "must be divisible by 32 (the C5 stride), "
                                                  f"got {self.TARGET_MAX_DIM}")

@@ -26,15 +26,18 @@ masks; a dataset without ``category_image_index`` (anything but a ``CocoDataset`
 gets one built once, by scanning its masks, when the generator is created.
 """
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
-from mrcnn.data import (DataGenerator, build_rpn_targets, load_image_gt, mold_image,
-                        pad_ground_truth)
+from mrcnn.data import (DataGenerator, _describe, build_rpn_targets, load_image_gt,
+                        mold_image, pad_ground_truth)
 from siamese_mrcnn.references import ensure_category_index, sample_references
 
 __all__ = ["OneShotDataGenerator", "SampleProvenance"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,14 @@ class OneShotDataGenerator(DataGenerator):
     Images that hold no non-crowd instance of an active class according to the
     category index are left out of the walk up front (``image_ids``); an image whose
     active instances all vanish in the resize is passed over by the base class's
-    rule (``load_sample`` returns None). Every random choice of a sample (crop,
+    rule (``load_sample`` returns None).
+
+    Failing images: a query image whose image or masks fail to load is skipped by
+    the base class (warned about once, counted in ``skipped`` and ``num_skipped``)
+    and also leaves the reference pool (``unusable_images``). An image that fails
+    while being drawn as a *reference* is warned about by its own name, counted the
+    same way and leaves the pool; the sample continues with another reference, so a
+    corrupt file never spoils other images' samples. Every random choice of a sample (crop,
     augmentation, category, anchors, subsampling, references) comes from the
     sample's generator, so batches depend only on ``(seed, epoch, index)``.
     """
@@ -105,6 +115,8 @@ class OneShotDataGenerator(DataGenerator):
                              f"{self.active_class_ids.tolist()}")
         # Images without any active instance would only be loaded to be passed over.
         self.image_ids = self.image_ids[np.isin(self.image_ids, candidates)]
+        # Images that failed to load: no reference is drawn from them any more.
+        self.unusable_images = set()
 
     # -------------------------------------------------------------- samples
     def load_sample(self, image_id, rng):
@@ -136,10 +148,15 @@ class OneShotDataGenerator(DataGenerator):
             category survives the resize (the base class then skips the image).
         """
         config = self.config
-        # Both classes (background, match) are active in every one-shot sample.
-        image, image_meta, class_ids, boxes, masks = load_image_gt(
-            self.dataset, config, image_id, augmentation=self.augmentation, rng=rng,
-            active_class_ids=np.ones(config.NUM_CLASSES, dtype=np.int32))
+        try:
+            # Both classes (background, match) are active in every one-shot sample.
+            image, image_meta, class_ids, boxes, masks = load_image_gt(
+                self.dataset, config, image_id, augmentation=self.augmentation, rng=rng,
+                active_class_ids=np.ones(config.NUM_CLASSES, dtype=np.int32))
+        except Exception:
+            with self._lock:
+                self.unusable_images.add(int(image_id))
+            raise
         present = np.intersect1d(class_ids[class_ids > 0], self.active_class_ids)
         if len(present) == 0:
             return None, None
@@ -154,8 +171,12 @@ class OneShotDataGenerator(DataGenerator):
         gt_class_ids, gt_boxes, gt_masks = pad_ground_truth(
             gt_class_ids, boxes, masks, config.MAX_GT_INSTANCES, rng)
 
+        with self._lock:
+            unusable = frozenset(self.unusable_images)
         references, sources = sample_references(self.dataset, class_id, rng, config,
-                                                int(config.NUM_TARGETS))
+                                                int(config.NUM_TARGETS),
+                                                skip_images=unusable,
+                                                on_load_error=self._reference_failed)
         sample = {
             "input_image": mold_image(image, config),
             "input_image_meta": image_meta,
@@ -169,6 +190,20 @@ class OneShotDataGenerator(DataGenerator):
         provenance = SampleProvenance(image_id=int(image_id), class_id=class_id,
                                       references=tuple(sources))
         return sample, provenance
+
+
+    def _reference_failed(self, image_id, error):
+        """A reference image failed to load: warn naming it (not the query), count
+        it as a skipped sample and take it out of the reference pool."""
+        message = f"{type(error).__name__}: {error}"
+        with self._lock:
+            self.unusable_images.add(int(image_id))
+            first = image_id not in self.skipped
+            self.skipped[image_id] = message
+            self.num_skipped += 1
+        if first:
+            logger.warning("skipping reference %s: failed to load: %s; removed from "
+                           "the reference pool", _describe(self.dataset, image_id), message)
 
 
 def _resolve_active_classes(dataset, active_class_ids):

@@ -23,9 +23,27 @@ pooled per run and scored with COCOeval (:mod:`siamese_mrcnn.evaluation_results`
 Modes (:class:`EvalMode`): ``faithful`` reproduces the original evaluation's quirks;
 ``corrected`` fixes them (see the class). The mode is stored with the results.
 
+Queries without a reference from another image. The corrected mode draws references
+from images other than the query. When no other image holds a usable (non-crowd,
+surviving the resize) instance of the category, as for a class present in a single
+image, the reference of that (run, image, category) comes from the query image
+itself, the faithful rule: a real instance is better evidence than none, and
+skipping the query would count the class's instances there as missed. Each such
+query is marked ``"same_image": true`` in its record, counted in the summary's
+``same_image_references`` and warned about once per class. A category with no
+usable instance in any image (only crowds, or instances lost in the resize) cannot
+be queried at all: its queries are skipped, listed in the record's
+``"unreferenced"`` and counted in ``unreferenced_queries`` (it has no ground truth
+that COCOeval counts either, so no AP changes).
+
 Partial results are a JSON Lines file: a header line with the settings, then one line
 per finished (run, image). Each line is written and flushed whole, so an interrupted
-evaluation resumes from the last complete line (a torn last line is discarded).
+evaluation resumes from the last complete line (a torn last line is discarded). The
+settings identify what wrote the file: protocol (runs, shots, seed, mode, split and
+classes, images), weights (path and SHA-1 of the file) and configuration; resuming or
+merging with any of them different is refused, naming it (the weights by digest, the
+configuration by attribute, except GPU_COUNT, IMAGES_PER_GPU and BATCH_SIZE, which
+only change how many reference sets go through the heads at once).
 Shard ``i`` of ``n`` evaluates the images at positions ``p`` with ``p % n == i`` of
 the evaluated list; :func:`merge_partials` joins the shards' files and
 :func:`summarize` scores them exactly as one process would.
@@ -33,6 +51,7 @@ the evaluated list; :func:`merge_partials` joins the shards' files and
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 
@@ -43,7 +62,10 @@ from tqdm import tqdm
 from siamese_mrcnn.evaluation_results import (  # noqa: F401  (re-exported API)
     coco_ap, combine_splits, format_table, mean_and_ci, package_versions, score_runs,
     write_report)
-from siamese_mrcnn.references import classes_after_resize, sample_references
+from siamese_mrcnn.references import (NoReferenceError, classes_after_resize,
+                                      sample_references)
+
+logger = logging.getLogger(__name__)
 
 PARTIAL_FORMAT = "siamese_mrcnn.evaluation.partial/1"
 
@@ -114,12 +136,25 @@ class EvalMode:
         return asdict(self)
 
 
-def make_model_detector(model, mode):
+def weights_fingerprint(path):
+    """{"path": absolute path, "sha1": hex digest of the file's bytes} of a weight
+    file: what a partial results file records of the model that wrote it."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"path": os.path.abspath(path), "sha1": digest.hexdigest()}
+
+
+def make_model_detector(model, mode, weights_path=None):
     """Adapt a ``SiameseMaskRCNN`` in inference mode to the detector interface, via
     its shared-feature ``detect_multi`` and the mode's reference mean subtraction.
 
     Raises ValueError when the model's config contradicts the mode (its
-    RESAMPLING, or a DETECTION_MIN_CONFIDENCE above the mode's cut-off)."""
+    RESAMPLING, or a DETECTION_MIN_CONFIDENCE above the mode's cut-off).
+    The detector's ``provenance`` ({"config": the model's ``config.to_dict()``, and
+    with ``weights_path`` "weights": :func:`weights_fingerprint`}) is recorded in
+    partial results files and checked when they are resumed or merged."""
     resampling = getattr(model.config, "RESAMPLING", "corrected")
     if resampling != mode.resampling:
         raise ValueError(f"mode {mode.name!r} resamples images and masks the "
@@ -138,6 +173,11 @@ def make_model_detector(model, mode):
                                      subtract_reference_mean=mode.subtract_reference_mean)
         return [{"rois": o["rois"], "scores": o["scores"], "masks": o.get("masks")}
                 for o in outputs]
+    detector.provenance = {}
+    if hasattr(model.config, "to_dict"):
+        detector.provenance["config"] = model.config.to_dict()
+    if weights_path is not None:
+        detector.provenance["weights"] = weights_fingerprint(weights_path)
     return detector
 
 
@@ -236,13 +276,51 @@ def _append_line(path, obj):
         os.fsync(f.fileno())
 
 
-def _check_same(path, expected, found, ignore=()):
-    for key in sorted(set(expected) | set(found)):
+# Configuration attributes that only change batching, not detections.
+_BATCHING_ATTRIBUTES = ("GPU_COUNT", "IMAGES_PER_GPU", "BATCH_SIZE")
+
+
+def _check_same(path, expected, found, ignore=(), labels=("file has", "this run has")):
+    """Raise ValueError naming the first setting in which ``found`` (the file
+    ``path``'s) and ``expected`` differ: protocol settings by key (the mode by
+    name), then the weights by SHA-1, then the configuration by attribute.
+    ``labels`` introduce the found and the expected value in the message."""
+    theirs_label, mine_label = labels
+    # The protocol first: another mode also explains a configuration difference
+    # (its DETECTION_MIN_CONFIDENCE).
+    for key in sorted(set(expected) | set(found), key=lambda k: (k in ("weights", "config"), k)):
         if key in ignore:
             continue
-        if expected.get(key) != found.get(key):
-            raise ValueError(f"{path}: written with different settings; {key!r}: file has "
-                             f"{_short(found.get(key))}, this run has {_short(expected.get(key))}")
+        mine, theirs = expected.get(key), found.get(key)
+        if key == "weights":
+            mine_sha, theirs_sha = ((w or {}).get("sha1") for w in (mine, theirs))
+            if mine_sha != theirs_sha:
+                raise ValueError(f"{path}: written with other weights: {theirs_label} "
+                                 f"{_describe_weights(theirs)}, {mine_label} "
+                                 f"{_describe_weights(mine)}")
+        elif key == "config" and isinstance(mine, dict) and isinstance(theirs, dict):
+            for name in sorted(set(mine) | set(theirs)):
+                if name not in _BATCHING_ATTRIBUTES and mine.get(name) != theirs.get(name):
+                    raise ValueError(f"{path}: written with another configuration; "
+                                     f"config.{name}: {theirs_label} "
+                                     f"{_short(theirs.get(name))}, {mine_label} "
+                                     f"{_short(mine.get(name))}")
+        elif key == "mode" and mine != theirs:
+            raise ValueError(f"{path}: written in another mode; mode: {theirs_label} "
+                             f"{_mode_name(theirs)}, {mine_label} {_mode_name(mine)}")
+        elif mine != theirs:
+            raise ValueError(f"{path}: written with different settings; {key!r}: "
+                             f"{theirs_label} {_short(theirs)}, {mine_label} {_short(mine)}")
+
+
+def _describe_weights(weights):
+    if not weights:
+        return "unrecorded weights (a file from before weights were recorded)"
+    return f"{weights.get('path')} (sha1 {str(weights.get('sha1'))[:12]})"
+
+
+def _mode_name(mode):
+    return repr(mode.get("name")) if isinstance(mode, dict) else _short(mode)
 
 
 def _short(value):
@@ -271,7 +349,8 @@ def merge_partials(paths):
     num_shards = first.settings["num_shards"]
     shards = {}
     for path, partial in partials:
-        _check_same(path, first.settings, partial.settings, ignore=("shard",))
+        _check_same(path, first.settings, partial.settings, ignore=("shard",),
+                    labels=("it has", f"{first_path} has"))
         shard = partial.settings["shard"]
         if shard in shards:
             raise ValueError(f"merge_partials: shard {shard} given twice ({shards[shard]} "
@@ -324,12 +403,14 @@ def _present_classes(dataset, image_id, config, mode):
 
 def run_detections(dataset, detector, classes, config, runs=5, shots=1, mode=None, seed=0,
                    limit=None, shard=0, num_shards=1, partial_path=None, progress=True,
-                   baseline=None):
+                   baseline=None, provenance=None):
     """Run the detector over (this shard of) the evaluation; returns :class:`EvalPartial`.
 
     See :func:`evaluate_one_shot` for the arguments. With ``partial_path`` every
     finished (run, image) is appended to that file at once, and pairs already in it
-    are skipped, so calling again after an interruption resumes.
+    are skipped, so calling again after an interruption resumes; a file written
+    with other settings, weights or configuration is refused (ValueError naming
+    the difference).
     """
     mode = EvalMode.faithful() if mode is None else mode
     groups = _class_groups(classes)
@@ -354,6 +435,9 @@ def run_detections(dataset, detector, classes, config, runs=5, shots=1, mode=Non
                 "image_ids": image_ids, "coco_image_ids_sha1": _settings_digest(coco_ids),
                 "shard": int(shard), "num_shards": int(num_shards),
                 "baseline": None if baseline is None else baseline.settings()}
+    provenance = getattr(detector, "provenance", None) if provenance is None else provenance
+    for key in ("weights", "config"):
+        settings[key] = (provenance or {}).get(key)
     partial = EvalPartial(settings=settings)
     if partial_path is not None:
         header, good = None, 0
@@ -372,6 +456,7 @@ def run_detections(dataset, detector, classes, config, runs=5, shots=1, mode=Non
 
     evaluated = sorted({c for ids in groups.values() for c in ids})
     my_images = _shard_images(settings)
+    warned = set()
     bar = tqdm(total=len(my_images) * runs, initial=len(partial.records), disable=not progress,
                desc=f"one-shot eval (shard {shard + 1}/{num_shards})", unit="query image")
     try:
@@ -385,7 +470,7 @@ def run_detections(dataset, detector, classes, config, runs=5, shots=1, mode=Non
             image = dataset.load_image(image_id) if queried else None
             for run in todo:
                 record = _evaluate_image(dataset, detector, config, image, image_id, queried,
-                                         run, shots, mode, seed, baseline)
+                                         run, shots, mode, seed, baseline, warned)
                 partial.records[(run, image_id)] = record
                 if partial_path is not None:
                     _append_line(partial_path, dict(run=run, image=image_id, **record))
@@ -396,37 +481,75 @@ def run_detections(dataset, detector, classes, config, runs=5, shots=1, mode=Non
 
 
 def _evaluate_image(dataset, detector, config, image, image_id, queried, run, shots, mode,
-                    seed, baseline=None):
-    """Detections (COCO results) and reference provenance of one (run, image)."""
+                    seed, baseline=None, warned=None):
+    """Detections (COCO results) and reference provenance of one (run, image).
+
+    ``warned``: a set shared over the evaluation, so each class's reference
+    fallback is warned about once."""
+    warned = set() if warned is None else warned
     if not queried:
         return {"results": [], "references": []}
     coco_image_id = dataset.coco_image_id(image_id)
     exclude = None if mode.allow_reference_from_query else image_id
-    reference_sets, provenance = [], []
+    reference_sets, provenance, referenced, unreferenced = [], [], [], []
     for class_id in queried:
         category_id = dataset.coco_category_id(class_id)
-        rng = reference_seed(seed, run, coco_image_id, category_id)
-        refs, sources = sample_references(dataset, class_id, rng, config, shots,
-                                          exclude_image=exclude, resampling=mode.resampling)
+        entry = {"class_id": int(class_id)}
+        try:
+            refs, sources = sample_references(
+                dataset, class_id, reference_seed(seed, run, coco_image_id, category_id),
+                config, shots, exclude_image=exclude, resampling=mode.resampling)
+        except NoReferenceError:
+            try:  # the query image itself (module docstring); a fresh, seeded draw
+                refs, sources = sample_references(
+                    dataset, class_id, reference_seed(seed, run, coco_image_id, category_id),
+                    config, shots, resampling=mode.resampling)
+            except NoReferenceError:
+                _warn_once(warned, ("unreferenced", class_id),
+                           "no image holds a usable non-crowd instance of %s: its queries "
+                           "are skipped (counted as unreferenced_queries)",
+                           _class_text(dataset, class_id))
+                unreferenced.append(int(class_id))
+                continue
+            _warn_once(warned, ("same_image", class_id),
+                       "%s mode: no image other than the query holds a usable instance of "
+                       "%s (e.g. COCO image %d): its reference there comes from the query "
+                       "image itself (counted as same_image_references)", mode.name,
+                       _class_text(dataset, class_id), coco_image_id)
+            entry["same_image"] = True
+        entry["sources"] = [s.to_dict() for s in sources]
         reference_sets.append(refs)
-        provenance.append({"class_id": int(class_id),
-                           "sources": [s.to_dict() for s in sources]})
-    if baseline is not None:
+        provenance.append(entry)
+        referenced.append(class_id)
+    if baseline is not None and referenced:
         reference_sets, provenance = baseline.replace_references(
-            dataset, config, mode, image, image_id, queried, run, shots, reference_sets,
+            dataset, config, mode, image, image_id, referenced, run, shots, reference_sets,
             provenance)
-    outputs = detector(image, reference_sets)
-    if len(outputs) != len(queried):
+    outputs = detector(image, reference_sets) if referenced else []
+    if len(outputs) != len(referenced):
         raise ValueError(f"image {coco_image_id}: the detector returned {len(outputs)} "
-                         f"results for {len(queried)} queried categories")
-    if baseline is not None:
+                         f"results for {len(referenced)} queried categories")
+    if baseline is not None and referenced:
         outputs = baseline.replace_detections(dataset, config, mode, image, image_id,
-                                              queried, run, outputs)
+                                              referenced, run, outputs)
     results = []
-    for class_id, output in zip(queried, outputs):
+    for class_id, output in zip(referenced, outputs):
         results += detections_to_coco(output, coco_image_id, dataset.coco_category_id(class_id),
                                       image.shape[:2], mode.min_confidence)
-    return {"results": results, "references": provenance}
+    record = {"results": results, "references": provenance}
+    if unreferenced:
+        record["unreferenced"] = unreferenced
+    return record
+
+
+def _warn_once(warned, key, message, *args):
+    if key not in warned:
+        warned.add(key)
+        logger.warning(message, *args)
+
+
+def _class_text(dataset, class_id):
+    return f"class {class_id} ({dataset.class_names[class_id]!r})"
 
 
 def summarize(dataset, partial):
@@ -461,12 +584,21 @@ def summarize(dataset, partial):
                                                     "classes", "limit")}
     summary["settings"]["baseline"] = settings.get("baseline")
     summary["settings"]["num_images"] = len(image_ids)
+    summary["settings"]["weights_sha1"] = (settings.get("weights") or {}).get("sha1")
+    records = [partial.records[(run, img)] for run in range(settings["runs"])
+               for img in image_ids]
+    summary["settings"]["queries"] = sum(len(r["references"]) + len(r.get("unreferenced", ()))
+                                         for r in records)
+    summary["settings"]["same_image_references"] = sum(
+        bool(ref.get("same_image")) for r in records for ref in r["references"])
+    summary["settings"]["unreferenced_queries"] = sum(len(r.get("unreferenced", ()))
+                                                      for r in records)
     return summary
 
 
 def evaluate_one_shot(dataset, detector, classes, config, runs=5, shots=1, mode=None, seed=0,
                       limit=None, shard=0, num_shards=1, partial_path=None, progress=True,
-                      baseline=None):
+                      baseline=None, provenance=None):
     """Evaluate a one-shot detector on a prepared ``CocoDataset`` (SPEC section 5).
 
     Args:
@@ -485,6 +617,9 @@ def evaluate_one_shot(dataset, detector, classes, config, runs=5, shots=1, mode=
         baseline: None, or a :class:`siamese_mrcnn.baselines.Baseline` that replaces
             the references or the detections of every query (the paper's
             baselines); recorded in the settings.
+        provenance: {"weights": {"path", "sha1"}, "config": dict} of the model, recorded
+            in the partial file and compared on resume and merge; default the
+            detector's ``provenance`` attribute (set by :func:`make_model_detector`).
     Returns:
         with num_shards == 1 the summary (see :func:`summarize`); with several shards
         this shard's :class:`EvalPartial` (score with ``summarize(dataset,
@@ -493,7 +628,7 @@ def evaluate_one_shot(dataset, detector, classes, config, runs=5, shots=1, mode=
     partial = run_detections(dataset, detector, classes, config, runs=runs, shots=shots,
                              mode=mode, seed=seed, limit=limit, shard=shard,
                              num_shards=num_shards, partial_path=partial_path,
-                             progress=progress, baseline=baseline)
+                             progress=progress, baseline=baseline, provenance=provenance)
     if num_shards > 1:
         return partial
     return summarize(dataset, partial)

@@ -160,15 +160,16 @@ class SiameseMaskRCNN(MaskRCNN):
         """Reference crops -> [S, h_r, w_r, 3] float32 molded references.
 
         ``references``: one reference or a sequence of S (= NUM_TARGETS) of them. A
-        reference is either an image [h, w, 3] (any size: it is resized by the
-        reference rule) or an image with an object box, given as a dict
-        ``{"image": [H, W, 3], "box": (y1, x1, y2, x2)}`` or a tuple ``(image, box)``;
-        see :meth:`reference_from_box`. With ``subtract_mean=False`` the mean pixel
-        is not subtracted (the original evaluation's quirk). Resized by
-        ``config.RESAMPLING``'s rule.
+        reference is either an image [h, w, 3] (any size from
+        ``references.MIN_REFERENCE_SIZE`` = 8 pixels per side: it is resized by the
+        reference rule; smaller crops raise ValueError) or an image with an object
+        box, given as a dict ``{"image": [H, W, 3], "box": (y1, x1, y2, x2)}`` or a
+        tuple ``(image, box)``; see :meth:`reference_from_box`. With
+        ``subtract_mean=False`` the mean pixel is not subtracted (the original
+        evaluation's quirk). Resized by ``config.RESAMPLING``'s rule.
         """
         from mrcnn.data import mold_image
-        from siamese_mrcnn.references import resize_reference
+        from siamese_mrcnn.references import check_reference_size, resize_reference
         config = self.config
         if _is_single_reference(references):
             references = [references]
@@ -185,6 +186,7 @@ class SiameseMaskRCNN(MaskRCNN):
             if ref.ndim != 3 or ref.shape[-1] != config.IMAGE_CHANNEL_COUNT:
                 raise ValueError(f"a reference image must be [h, w, "
                                  f"{config.IMAGE_CHANNEL_COUNT}], got shape {ref.shape}")
+            check_reference_size(*ref.shape[:2], what="a reference image")
             resized = resize_reference(ref, config)
             out.append(mold_image(resized, config) if subtract_mean
                        else resized.astype(np.float32))
@@ -198,9 +200,13 @@ class SiameseMaskRCNN(MaskRCNN):
         (IMAGE_RESIZE_MODE, except that "crop" is done as "square" so the object
         cannot be cut away), then the box, mapped into the resized image, is cropped
         and resized by the reference rule (:func:`siamese_mrcnn.references.crop_reference`).
+
+        Raises ValueError when the box (clipped to the image) is below
+        ``references.MIN_REFERENCE_SIZE`` pixels on a side, in the image as given
+        or once resized the query way.
         """
         from mrcnn import utils
-        from siamese_mrcnn.references import crop_reference
+        from siamese_mrcnn.references import check_reference_size, crop_reference
         config = self.config
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[-1] != config.IMAGE_CHANNEL_COUNT:
@@ -215,7 +221,14 @@ class SiameseMaskRCNN(MaskRCNN):
             min_scale=config.IMAGE_MIN_SCALE, mode=mode,
             resampling=utils.config_resampling(config))
         shift = np.array([padding[0][0], padding[1][0]] * 2, dtype=np.float64)
-        return crop_reference(resized, np.round(box * scale + shift).astype(int), config)
+        scaled = np.round(box * scale + shift).astype(int)
+        given = _clipped_size(box, image.shape)
+        if min(given) > 0:  # a box outside the image is crop_reference's error
+            check_reference_size(*given, what=f"the reference box {box.astype(int).tolist()}")
+            check_reference_size(*_clipped_size(scaled, resized.shape),
+                                 what=f"the reference box {box.astype(int).tolist()} resized "
+                                      f"the query way (scale {scale:.3g})")
+        return crop_reference(resized, scaled, config)
 
     def detect(self, targets, images, verbose=0, subtract_reference_mean=True):
         """Detect instances matching each query's references.
@@ -296,6 +309,14 @@ class SiameseMaskRCNN(MaskRCNN):
             outputs = run_compiled(self.head_model, head_inputs)
             results.extend(self._unmold_all(outputs, np.repeat(metas, n, axis=0)))
         return results
+
+def _clipped_size(box, shape):
+    """(height, width) in pixels of a (y1, x1, y2, x2) box clipped to an image of
+    ``shape``; 0 for a side outside it."""
+    y1, x1, y2, x2 = (float(v) for v in box)
+    return (max(0, int(min(y2, shape[0]) - max(y1, 0))),
+            max(0, int(min(x2, shape[1]) - max(x1, 0))))
+
 
 def _is_image_and_box(value):
     """True for a tuple (image [H, W, C], box of 4 numbers)."""

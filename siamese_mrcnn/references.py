@@ -100,6 +100,10 @@ def crop_reference(image, box, config_or_dims, resampling=None):
     return resize_reference(image[y1:y2, x1:x2], config_or_dims, resampling)
 
 
+class NoReferenceError(ValueError):
+    """No (allowed) image holds a usable non-crowd instance of the category."""
+
+
 @dataclass(frozen=True)
 class ReferenceSource:
     """Where a reference came from.
@@ -218,7 +222,8 @@ def _reference_from_image(dataset, image_id, class_id, rng, config, resampling):
                                       annotation_id=int(ann_ids[instance]), box=box)
 
 
-def sample_reference(dataset, class_id, rng, config, exclude_image=None, resampling=None):
+def sample_reference(dataset, class_id, rng, config, exclude_image=None, skip_images=(),
+                     on_load_error=None, resampling=None):
     """Draw one reference of ``class_id`` by the reference rule.
 
     Args:
@@ -232,11 +237,17 @@ def sample_reference(dataset, class_id, rng, config, exclude_image=None, resampl
             (e.g. the query), or None.
         resampling: "corrected" or "faithful" for both resizes; None: the config's
             RESAMPLING.
+        skip_images: internal image indices removed from the pool (e.g. images that
+            failed to load before).
+        on_load_error: None: an image of the pool that fails to load (image or
+            masks) raises. A callable ``(image_id, error)``: it is told, the image
+            leaves this draw's candidates and another is drawn (training, where one
+            corrupt file must not spoil other samples).
     Returns:
         (uint8 [D, D, 3] reference, :class:`ReferenceSource`).
     Raises:
-        ValueError naming the class when no (other) image holds an instance of it
-        that survives the resize.
+        NoReferenceError (a ValueError) naming the class when no (other) image holds
+        an instance of it that survives the resize.
     """
     class_id = int(class_id)
     resampling = _resampling(config, resampling)
@@ -247,21 +258,31 @@ def sample_reference(dataset, class_id, rng, config, exclude_image=None, resampl
     candidates = np.asarray(index[class_id], dtype=np.int64)
     if exclude_image is not None:
         candidates = candidates[candidates != int(exclude_image)]
+    if len(skip_images):
+        candidates = candidates[~np.isin(candidates, np.fromiter(skip_images, np.int64))]
     while len(candidates):
         pick = int(rng.integers(len(candidates)))
-        found = _reference_from_image(dataset, int(candidates[pick]), class_id, rng, config,
-                                      resampling)
+        image_id = int(candidates[pick])
+        try:
+            found = _reference_from_image(dataset, image_id, class_id, rng, config,
+                                          resampling)
+        except Exception as error:  # noqa: BLE001 - any failure of that image's files
+            if on_load_error is None:
+                raise
+            on_load_error(image_id, error)
+            candidates = np.delete(candidates, pick)
+            continue
         if found is not None:
             return found
         # Its instances vanished in the resize (or a crop): draw among the others.
         candidates = np.delete(candidates, pick)
     excluded = "" if exclude_image is None else f" other than image {exclude_image}"
-    raise ValueError(f"sample_reference: no image{excluded} contains a usable non-crowd "
-                     f"instance of {_class_label(dataset, class_id)}")
+    raise NoReferenceError(f"sample_reference: no image{excluded} contains a usable "
+                           f"non-crowd instance of {_class_label(dataset, class_id)}")
 
 
-def sample_references(dataset, class_id, rng, config, k, exclude_image=None,
-                      resampling=None):
+def sample_references(dataset, class_id, rng, config, k, exclude_image=None, skip_images=(),
+                      on_load_error=None, resampling=None):
     """``k`` independent references of ``class_id`` (k-shot); arguments as
     :func:`sample_reference`.
 
@@ -269,6 +290,32 @@ def sample_references(dataset, class_id, rng, config, k, exclude_image=None,
     """
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"sample_references: k must be a positive integer, got {k!r}")
-    draws = [sample_reference(dataset, class_id, rng, config, exclude_image, resampling)
+    skip = set(skip_images)
+
+    def failed(image_id, error):
+        skip.add(image_id)  # not drawn again for the next shots either
+        on_load_error(image_id, error)
+
+    draws = [sample_reference(dataset, class_id, rng, config, exclude_image, skip,
+                              None if on_load_error is None else failed,
+                              resampling=resampling)
              for _ in range(int(k))]
     return [d[0] for d in draws], [d[1] for d in draws]
+
+
+# The smallest reference crop accepted from a user (detect, SiameseMaskRCNN.detect),
+# in pixels per side. A smaller crop, scaled up to TARGET_MIN_DIM, carries little
+# more than its mean colour: a 2x2 reference gave the same detections as a real one.
+# Training and evaluation crop references from annotations as the paper does and
+# are not limited.
+MIN_REFERENCE_SIZE = 8
+
+
+def check_reference_size(height, width, what="reference"):
+    """Raise ValueError when a reference crop of ``height`` x ``width`` pixels is
+    below ``MIN_REFERENCE_SIZE`` on either side; ``what`` names it."""
+    if min(int(height), int(width)) < MIN_REFERENCE_SIZE:
+        raise ValueError(f"{what} is {int(height)}x{int(width)} pixels, below the minimum "
+                         f"reference size of {MIN_REFERENCE_SIZE}x{MIN_REFERENCE_SIZE} "
+                         f"(siamese_mrcnn.references.MIN_REFERENCE_SIZE)")
+

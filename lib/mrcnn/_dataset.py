@@ -18,8 +18,8 @@ import logging
 import os
 
 import numpy as np
-import skimage.color
 import skimage.io
+from PIL import Image
 
 logger = logging.getLogger(__name__)
 
@@ -30,12 +30,161 @@ _PREPARED_ATTRIBUTES = frozenset({
 
 
 class ImageLoadError(IOError):
-    """An image file is missing or cannot be decoded."""
+    """An image file is missing, cannot be decoded, or has a mode or value range
+    without a defined 8-bit conversion.
 
-    def __init__(self, message, image_id=None, path=None):
+    ``kind`` is "missing", "undecodable" or "refused"; ``reason`` the cause alone,
+    without image id and path (for callers that name the file their own way).
+    """
+
+    def __init__(self, message, image_id=None, path=None, kind=None, reason=None):
         super().__init__(message)
         self.image_id = image_id
         self.path = path
+        self.kind = kind
+        self.reason = reason if reason is not None else message
+
+
+# ====================================================================== image files
+def read_image_file(path, image_id=None):
+    """Read an image file as RGB uint8 [H, W, 3], whatever its mode: the one image
+    loader of the project (``Dataset.load_image``, hence training and evaluation,
+    and the ``siamese-mrcnn`` commands all read files through it).
+
+    Conversion rules (Pillow decodes; TIFF files Pillow cannot open, such as
+    multi-channel float ones, are read by scikit-image/tifffile):
+
+    - 8-bit RGB and grayscale as stored; grayscale is replicated to 3 channels;
+    - alpha (RGBA, LA, palette transparency) is dropped, not composited;
+    - palette (P), CMYK, YCbCr, LAB and 1-bit images are converted to RGB by Pillow
+      (a CMYK file is not read as RGB plus a fourth channel);
+    - 16-bit images (grayscale or colour) keep their high byte, ``v >> 8``
+      (0..65535 -> 0..255), as Pillow itself reads 16-bit colour PNGs;
+    - floating-point images: values in [0, 1] are scaled by 255, values in
+      [0, 255] are taken as 8-bit levels; both rounded. NaN, infinite or negative
+      values, or values above 255, are refused;
+    - 32-bit integer images (other than Pillow's reading of a 16-bit PNG) have no
+      defined range and are refused.
+
+    Raises:
+        ImageLoadError naming ``image_id`` (when given) and the path: missing file,
+        undecodable file, or a mode or value range it refuses.
+    """
+    where = f"image {image_id}: " if image_id is not None else ""
+    path = os.fspath(path)
+
+    def undecodable(e):
+        return ImageLoadError(f"{where}cannot decode {path}: {_first_line(e)}",
+                              image_id=image_id, path=path, kind="undecodable",
+                              reason=_first_line(e))
+
+    def refused(e):
+        return ImageLoadError(f"{where}{path}: {e}", image_id=image_id, path=path,
+                              kind="refused", reason=str(e))
+
+    if not os.path.exists(path):
+        raise ImageLoadError(f"{where}file not found: {path}", image_id=image_id,
+                             path=path, kind="missing", reason="file not found")
+    try:
+        array = _decode_with_pillow(path)
+    except _NotForPillow:
+        try:
+            array = np.asarray(skimage.io.imread(path))
+        except Exception as e:  # decoders raise OSError, ValueError, SyntaxError, ...
+            raise undecodable(e) from e
+    except _Refused as e:
+        raise refused(e) from None
+    except Exception as e:  # truncated or corrupt data: OSError, SyntaxError, ...
+        raise undecodable(e) from e
+    try:
+        return _to_rgb_uint8(array)
+    except _Refused as e:
+        raise refused(e) from None
+
+
+class _NotForPillow(Exception):
+    """Pillow does not recognise the file; another decoder may."""
+
+
+class _Refused(ValueError):
+    """The file decodes, but to a mode or range with no defined 8-bit conversion."""
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+# The first bytes of a TIFF file (little- and big-endian).
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
+# Pillow modes holding 16 bits per sample (one channel).
+_PILLOW_16_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def _decode_with_pillow(path):
+    """The pixels as an array: uint8 RGB for Pillow's 8-bit modes, uint16 / float32
+    [H, W] for 16-bit and float modes (converted by :func:`_to_rgb_uint8`)."""
+    try:
+        image = Image.open(path)
+    except Image.UnidentifiedImageError:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        if magic in _TIFF_MAGIC:  # e.g. multi-channel float: tifffile reads those
+            raise _NotForPillow() from None
+        raise
+    with image:
+        image.load()  # decode now: a truncated file fails here
+        mode = image.mode
+        if mode in _PILLOW_16_BIT:
+            return np.asarray(image).astype(np.uint16)
+        if mode == "I":
+            # Pillow reads some 16-bit grayscale PNGs as 32-bit "I"; PNG has no 32-bit
+            # samples, so there the values are 16-bit. Elsewhere the range is unknown.
+            if image.format != "PNG":
+                raise _Refused(f"32-bit integer {image.format} image: its value range is "
+                               f"undefined; save it with 8 or 16 bits")
+            return np.asarray(image).astype(np.uint16)
+        if mode == "F":
+            return np.asarray(image, dtype=np.float32)
+        if mode == "PA" or mode == "P" and "transparency" in image.info:
+            return np.asarray(image.convert("RGBA"))[..., :3]
+        try:
+            return np.asarray(image.convert("RGB"))
+        except ValueError as e:
+            raise _Refused(f"unsupported image mode {mode!r}: {e}") from None
+
+
+def _to_rgb_uint8(array):
+    """Apply the rules of :func:`read_image_file` to a decoded array."""
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[-1] in (1, 2):  # grayscale (+ alpha)
+        array = array[..., 0]
+    if array.ndim == 3 and array.shape[-1] == 4:  # RGBA from the fallback decoder
+        array = array[..., :3]
+    if not (array.ndim == 2 or array.ndim == 3 and array.shape[-1] == 3) \
+            or min(array.shape[:2]) < 1:
+        raise _Refused(f"decoded to unsupported shape {array.shape}")
+    if array.dtype == np.uint8:
+        pass
+    elif array.dtype == bool:
+        array = array.astype(np.uint8) * 255
+    elif array.dtype == np.uint16:
+        array = (array >> 8).astype(np.uint8)
+    elif array.dtype.kind == "f":
+        if not np.isfinite(array).all():
+            raise _Refused("floating-point image with NaN or infinite values")
+        low, high = float(array.min()), float(array.max())
+        if low < 0 or high > 255:
+            raise _Refused(f"floating-point image with values in [{low:g}, {high:g}]; "
+                           f"expected [0, 1] or [0, 255]")
+        scale = 255.0 if high <= 1.0 else 1.0
+        array = np.round(array.astype(np.float64) * scale).astype(np.uint8)
+    else:
+        raise _Refused(f"{array.dtype} pixels have no defined 8-bit conversion; save the "
+                       f"image with 8 or 16 bits")
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=-1)
+    return np.ascontiguousarray(array)
 
 
 class Dataset:
@@ -149,33 +298,18 @@ class Dataset:
                              f"(dataset has {len(self.image_info)} images)") from None
 
     def load_image(self, image_id):
-        """Read the image of internal id ``image_id`` as RGB [H, W, 3].
+        """Read the image of internal id ``image_id`` as RGB uint8 [H, W, 3].
 
-        Grayscale is replicated to three channels and an alpha channel is dropped; the
-        dtype is the file's (uint8 for ordinary PNG/JPEG).
+        Any file mode is converted by :func:`read_image_file`: grayscale is
+        replicated to three channels, alpha is dropped, palette and CMYK become RGB,
+        16-bit images keep their high byte, float images in [0, 1] are scaled by 255.
 
         Raises:
-            ImageLoadError: the file is missing or cannot be decoded (names the image
-                id and path).
+            ImageLoadError: the file is missing, cannot be decoded or has a mode or
+                value range without a defined 8-bit conversion (names the image id
+                and path).
         """
-        path = self._info(image_id)["path"]
-        if not os.path.exists(path):
-            raise ImageLoadError(f"image {image_id}: file not found: {path}",
-                                 image_id=image_id, path=path)
-        try:
-            image = skimage.io.imread(path)
-        except Exception as e:  # decoders raise OSError, ValueError, SyntaxError, ...
-            raise ImageLoadError(f"image {image_id}: cannot decode {path}: {e}",
-                                 image_id=image_id, path=path) from e
-        image = np.asarray(image)
-        if image.ndim == 3 and image.shape[-1] == 2:  # grayscale + alpha
-            image = image[..., 0]
-        if image.ndim == 2:
-            image = skimage.color.gray2rgb(image)
-        if image.ndim != 3 or image.shape[-1] not in (3, 4):
-            raise ImageLoadError(f"image {image_id}: {path} decoded to unsupported shape "
-                                 f"{image.shape}", image_id=image_id, path=path)
-        return image[..., :3]
+        return read_image_file(self._info(image_id)["path"], image_id=image_id)
 
     def load_mask(self, image_id):
         """Instance masks of an image: (bool [H, W, N], int32 class_ids [N]).

@@ -30,6 +30,19 @@ class ConfigError(ValueError):
     """An attribute of a :class:`Config` has an invalid value."""
 
 
+# Integer attributes that must be >= 1.
+_POSITIVE_INTEGER_ATTRIBUTES = (
+    "GPU_COUNT", "IMAGES_PER_GPU", "STEPS_PER_EPOCH", "NUM_CLASSES",
+    "TRAIN_ROIS_PER_IMAGE", "MAX_GT_INSTANCES", "DETECTION_MAX_INSTANCES",
+    "RPN_TRAIN_ANCHORS_PER_IMAGE", "PRE_NMS_LIMIT", "POST_NMS_ROIS_TRAINING",
+    "POST_NMS_ROIS_INFERENCE", "POOL_SIZE", "MASK_POOL_SIZE", "RPN_ANCHOR_STRIDE",
+    "IMAGE_CHANNEL_COUNT", "MASK_HEAD_CONV_SIZE", "FPN_CLASSIF_FC_LAYERS_SIZE",
+    "TOP_DOWN_PYRAMID_SIZE", "RPN_CONV_SIZE", "IMAGE_MIN_DIM", "IMAGE_MAX_DIM")
+# Switches: a real bool only. A string such as "no" is truthy, so it would
+# silently switch the setting on.
+_SWITCH_ATTRIBUTES = ("USE_MINI_MASK", "USE_RPN_ROIS", "TRAIN_BN")
+
+
 class Config:
     """Base configuration. Every attribute and default follows Matterport's Mask R-CNN."""
 
@@ -157,13 +170,15 @@ class Config:
     # Train BatchNorm statistics (False freezes them: small batches make them useless).
     TRAIN_BN = False
 
-    # Gradient clipping by global norm.
+    # Gradient clipping by global norm (0 or None: no clipping).
     GRADIENT_CLIP_NORM = 5.0
 
     # Mixed precision: "float32" or "mixed_float16" (GPU only speeds up with it).
     DTYPE_POLICY = "float32"
 
     def __init__(self):
+        # Validated before deriving: a bad value must be named, not fail in arithmetic.
+        self.validate()
         self.BATCH_SIZE = self.IMAGES_PER_GPU * self.GPU_COUNT
         if self.IMAGE_RESIZE_MODE == "crop":
             self.IMAGE_SHAPE = np.array(
@@ -174,28 +189,49 @@ class Config:
         # image_id(1) + original_shape(3) + image_shape(3) + window(4) + scale(1)
         # + active_class_ids(NUM_CLASSES)
         self.IMAGE_META_SIZE = 1 + 3 + 3 + 4 + 1 + self.NUM_CLASSES
-        self.validate()
 
     # ------------------------------------------------------------------ validation
     def validate(self):
-        """Check the configuration; raise :class:`ConfigError` naming the bad attribute."""
+        """Check the configuration; raise :class:`ConfigError` naming the bad attribute.
+
+        Every numeric attribute is checked for type, finiteness and range (integers
+        for counts and sizes; [0, 1] for thresholds; LEARNING_RATE > 0,
+        LEARNING_MOMENTUM in [0, 1), WEIGHT_DECAY >= 0, LOSS_WEIGHTS >= 0,
+        GRADIENT_CLIP_NORM > 0 or 0/None for no clipping, MEAN_PIXEL in [0, 255]);
+        switches (TRAIN_BN, USE_MINI_MASK, USE_RPN_ROIS) must be bools. Any other
+        numeric attribute, a subclass's included, must be finite.
+        """
         def fail(name, msg):
             raise ConfigError(f"{type(self).__name__}.{name}: {msg}")
 
+        def number(name, low=None, high=None, low_open=False, high_open=False,
+                   integer=False, value=None, what=None):
+            value = getattr(self, name) if value is None else value
+            problem = number_problem(value, low, high, low_open, high_open, integer)
+            if problem:
+                fail(name, f"{problem}, got {value!r}" if what is None
+                     else f"{what} {problem}, got {value!r}")
+            return value
+
+        def numbers(name, count=None, **limits):
+            values = getattr(self, name)
+            if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__len__"):
+                fail(name, f"must be a list of numbers, got {values!r}")
+            if count is not None and len(values) != count:
+                fail(name, f"needs {count} values, got {len(values)}")
+            for i, v in enumerate(values):
+                number(name, value=v, what=f"entry {i}", **limits)
+            return values
+
         if not self.NAME or not isinstance(self.NAME, str):
             fail("NAME", "must be set to a non-empty string (subclass Config and set NAME)")
-        for name in ("GPU_COUNT", "IMAGES_PER_GPU", "STEPS_PER_EPOCH", "NUM_CLASSES",
-                     "TRAIN_ROIS_PER_IMAGE", "MAX_GT_INSTANCES", "DETECTION_MAX_INSTANCES",
-                     "RPN_TRAIN_ANCHORS_PER_IMAGE", "PRE_NMS_LIMIT",
-                     "POST_NMS_ROIS_TRAINING", "POST_NMS_ROIS_INFERENCE", "POOL_SIZE",
-                     "MASK_POOL_SIZE", "RPN_ANCHOR_STRIDE", "IMAGE_CHANNEL_COUNT",
-                     "MASK_HEAD_CONV_SIZE", "FPN_CLASSIF_FC_LAYERS_SIZE",
-                     "TOP_DOWN_PYRAMID_SIZE", "RPN_CONV_SIZE"):
+        for name in _POSITIVE_INTEGER_ATTRIBUTES:
+            number(name, low=1, integer=True)
+        number("VALIDATION_STEPS", low=0, integer=True)
+        for name in _SWITCH_ATTRIBUTES:
             value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                fail(name, f"must be a positive integer, got {value!r}")
-        if self.VALIDATION_STEPS < 0:
-            fail("VALIDATION_STEPS", f"must be >= 0, got {self.VALIDATION_STEPS!r}")
+            if not isinstance(value, (bool, np.bool_)):
+                fail(name, f"must be True or False, got {value!r}")
         if isinstance(self.BACKBONE, str):
             if self.BACKBONE not in ("resnet18", "resnet34", "resnet50", "resnet101"):
                 fail("BACKBONE", f"must be 'resnet18', 'resnet34', 'resnet50', 'resnet101' "
@@ -206,17 +242,16 @@ class Config:
                      "a callable BACKBONE needs a callable COMPUTE_BACKBONE_SHAPE")
         else:
             fail("BACKBONE", f"must be a string or a callable, got {self.BACKBONE!r}")
-        if (not isinstance(self.BACKBONE_WIDTH, (int, float, np.number))
-                or isinstance(self.BACKBONE_WIDTH, bool) or not 0 < self.BACKBONE_WIDTH <= 4):
-            fail("BACKBONE_WIDTH", f"must be a number in (0, 4], got {self.BACKBONE_WIDTH!r}")
+        number("BACKBONE_WIDTH", low=0, high=4, low_open=True)
+        numbers("BACKBONE_STRIDES", low=1, integer=True)
+        numbers("RPN_ANCHOR_SCALES", low=0, low_open=True)
+        numbers("RPN_ANCHOR_RATIOS", low=0, low_open=True)
         if len(self.RPN_ANCHOR_SCALES) != len(self.BACKBONE_STRIDES):
             fail("RPN_ANCHOR_SCALES",
                  f"needs one scale per pyramid level: {len(self.RPN_ANCHOR_SCALES)} scales "
                  f"but {len(self.BACKBONE_STRIDES)} BACKBONE_STRIDES")
         if list(self.BACKBONE_STRIDES) != sorted(self.BACKBONE_STRIDES):
             fail("BACKBONE_STRIDES", f"must be increasing, got {self.BACKBONE_STRIDES}")
-        if any(s <= 0 for s in self.RPN_ANCHOR_SCALES) or any(r <= 0 for r in self.RPN_ANCHOR_RATIOS):
-            fail("RPN_ANCHOR_SCALES", "anchor scales and ratios must be positive")
         if self.IMAGE_RESIZE_MODE not in ("none", "square", "pad64", "crop"):
             fail("IMAGE_RESIZE_MODE",
                  f"must be one of none, square, pad64, crop; got {self.IMAGE_RESIZE_MODE!r}")
@@ -229,33 +264,48 @@ class Config:
             fail("RESAMPLING", f"must be 'corrected' or 'faithful', got {self.RESAMPLING!r}")
         if self.IMAGE_MIN_DIM and self.IMAGE_MAX_DIM and self.IMAGE_MIN_DIM > self.IMAGE_MAX_DIM:
             fail("IMAGE_MIN_DIM", f"{self.IMAGE_MIN_DIM} exceeds IMAGE_MAX_DIM {self.IMAGE_MAX_DIM}")
-        if len(self.MEAN_PIXEL) != self.IMAGE_CHANNEL_COUNT:
-            fail("MEAN_PIXEL", f"needs {self.IMAGE_CHANNEL_COUNT} values (IMAGE_CHANNEL_COUNT), "
-                               f"got {len(self.MEAN_PIXEL)}")
-        if not 0 < self.ROI_POSITIVE_RATIO <= 1:
-            fail("ROI_POSITIVE_RATIO", f"must be in (0, 1], got {self.ROI_POSITIVE_RATIO}")
+        number("IMAGE_MIN_SCALE", low=0)
+        numbers("MINI_MASK_SHAPE", count=2, low=1, integer=True)
+        numbers("MEAN_PIXEL", count=self.IMAGE_CHANNEL_COUNT, low=0, high=255)
+        number("ROI_POSITIVE_RATIO", low=0, high=1, low_open=True)
         for name in ("RPN_NMS_THRESHOLD", "DETECTION_NMS_THRESHOLD", "DETECTION_MIN_CONFIDENCE"):
-            if not 0 <= getattr(self, name) <= 1:
-                fail(name, f"must be in [0, 1], got {getattr(self, name)}")
+            number(name, low=0, high=1)
         if len(self.MASK_SHAPE) != 2 or list(self.MASK_SHAPE) != [2 * self.MASK_POOL_SIZE] * 2:
             fail("MASK_SHAPE", f"the mask head upsamples MASK_POOL_SIZE x2: expected "
                                f"{[2 * self.MASK_POOL_SIZE] * 2}, got {list(self.MASK_SHAPE)}")
         for name in ("RPN_BBOX_STD_DEV", "BBOX_STD_DEV"):
-            if len(getattr(self, name)) != 4:
-                fail(name, "needs 4 values (dy, dx, dh, dw)")
+            numbers(name, count=4, low=0, low_open=True)
         expected_losses = {"rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss",
                            "mrcnn_bbox_loss", "mrcnn_mask_loss"}
+        if not isinstance(self.LOSS_WEIGHTS, dict):
+            fail("LOSS_WEIGHTS", f"must be a dict {{loss name: weight}}, got "
+                                 f"{self.LOSS_WEIGHTS!r}")
         unknown = set(self.LOSS_WEIGHTS) - expected_losses
         if unknown:
             fail("LOSS_WEIGHTS", f"unknown loss names {sorted(unknown)}; "
                                  f"known: {sorted(expected_losses)}")
+        for loss, weight in self.LOSS_WEIGHTS.items():
+            number("LOSS_WEIGHTS", low=0, value=weight, what=f"weight of {loss!r}")
         if str(self.OPTIMIZER).lower() not in ("sgd", "adam"):
             fail("OPTIMIZER", f"must be SGD or Adam, got {self.OPTIMIZER!r}")
         if self.DTYPE_POLICY not in ("float32", "mixed_float16", "mixed_bfloat16"):
             fail("DTYPE_POLICY", f"must be float32, mixed_float16 or mixed_bfloat16, "
                                  f"got {self.DTYPE_POLICY!r}")
-        if self.LEARNING_RATE <= 0:
-            fail("LEARNING_RATE", f"must be positive, got {self.LEARNING_RATE}")
+        number("LEARNING_RATE", low=0, low_open=True)
+        number("LEARNING_MOMENTUM", low=0, high=1, high_open=True)
+        number("WEIGHT_DECAY", low=0)
+        if self.GRADIENT_CLIP_NORM is not None:
+            # 0 (or None) is the documented way to switch clipping off; a negative norm
+            # used to switch it off silently.
+            problem = number_problem(self.GRADIENT_CLIP_NORM, low=0)
+            if problem:
+                fail("GRADIENT_CLIP_NORM", f"{problem} (0 or None switches clipping off), "
+                                           f"got {self.GRADIENT_CLIP_NORM!r}")
+        # Whatever else is numeric (a subclass's own attributes too) must be finite.
+        for name, value in self._public_attributes().items():
+            bad = _first_non_finite(value)
+            if bad is not None:
+                fail(name, f"must be finite, got {bad!r}")
 
     # ------------------------------------------------------------------ inspection
     def _public_attributes(self):
@@ -338,6 +388,47 @@ class Config:
 
     def __repr__(self):
         return f"<{type(self).__name__} NAME={self.NAME!r}>"
+
+
+def number_problem(value, low=None, high=None, low_open=False, high_open=False,
+                    integer=False):
+    """What is wrong with ``value`` as a number in the given range, or None.
+
+    ``low``/``high`` are inclusive unless ``low_open``/``high_open``; ``integer``
+    also requires an int. Bools are not numbers here. For subclasses' ``validate``.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        return "must be an integer" if integer else "must be a number"
+    if integer and not isinstance(value, (int, np.integer)):
+        return "must be an integer"
+    if not math.isfinite(float(value)):
+        return "must be finite"
+    if low is not None and (value <= low if low_open else value < low):
+        return f"must be {'>' if low_open else '>='} {low}" + (
+            "" if high is None else f" and {'<' if high_open else '<='} {high}")
+    if high is not None and (value >= high if high_open else value > high):
+        return (f"must be {'<' if high_open else '<='} {high}" if low is None else
+                f"must be in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}")
+    return None
+
+
+def _first_non_finite(value):
+    """The first NaN or infinite float inside ``value`` (number, list, tuple, dict,
+    array), or None."""
+    if isinstance(value, (float, np.floating)):
+        return None if math.isfinite(float(value)) else value
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+        bad = value[~np.isfinite(value)]
+        return bad.flat[0] if bad.size else None
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            bad = _first_non_finite(item)
+            if bad is not None:
+                return bad
+    return None
 
 
 def _to_jsonable(value):

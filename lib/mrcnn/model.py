@@ -22,6 +22,7 @@ Coordinates: the graph works in normalised boxes; ``detect`` returns pixel boxes
 
 import contextlib
 import datetime
+import json
 import logging
 import math
 import os
@@ -336,9 +337,10 @@ class MaskRCNN:
             val_seed = None if seed is None else seed + 1
             val_gen = self.make_data_generator(val_dataset, shuffle=True, seed=val_seed,
                                                steps=config.VALIDATION_STEPS)
-        checkpoint_dir_ok(self.log_dir)
+        self._claim_log_dir()
         config.save(os.path.join(self.log_dir, "config.json"),
                     run={"backend": keras.backend.backend(), "keras": keras.__version__})
+        self._write_run_record()
         callbacks = [
             # Losses per epoch, appended across resumed runs, on every backend.
             keras.callbacks.CSVLogger(os.path.join(self.log_dir, "history.csv"), append=True),
@@ -365,43 +367,137 @@ class MaskRCNN:
         return history
 
     # ================================================================ files
-    def set_log_dir(self, model_path=None):
-        """Set ``log_dir``, ``checkpoint_path`` and ``epoch``.
+    # A run folder: {name}{YYYYmmddTHHMM}, with _2, _3, ... when that name is taken.
+    RUN_DIR_SUFFIX = r"\d{8}T\d{4}(?:_\d+)?"
+    # Beside the checkpoints: what the run started from and what its caller recorded.
+    RUN_RECORD_FILE = "run.json"
+    # JSON-able dict a caller sets before train() to record it in run.json (the
+    # siamese-mrcnn command records the dataset and the class split).
+    run_info = None
 
-        Without ``model_path``: a new run directory ``model_dir/{name}{YYYYmmddTHHMM}``
-        and epoch 0. With a checkpoint path of this class's naming inside such a run
-        directory (wherever it is): that directory, and the epoch the checkpoint
-        finished, so training resumes there.
+    def set_log_dir(self, model_path=None):
+        """Set ``log_dir``, ``checkpoint_path``, ``epoch`` and ``parent_checkpoint``.
+
+        The run-folder rules (README, "Run folders, branching and resuming"):
+
+        - Without ``model_path``: a new run, ``model_dir/{name}{YYYYmmddTHHMM}``,
+          epoch 0. The folder is created when training starts; if a folder of that
+          name exists already (another run started in the same minute), ``_2``,
+          ``_3``, ... is appended. A new run never writes into an existing folder.
+        - ``model_path`` the newest checkpoint of its run folder (what
+          :meth:`find_last` returns for the newest run): continue that run in place,
+          after the checkpoint's epoch.
+        - ``model_path`` an earlier checkpoint of a run (later epochs exist beside
+          it): a branch. A new run folder as above, starting after the checkpoint's
+          epoch; its ``run.json`` records the checkpoint as ``parent_checkpoint``.
+          The parent run's files are never written.
+        - Any other weight file: a new run from epoch 0 recording the file as
+          ``parent_checkpoint``.
         """
         self.epoch = 0
+        self.parent_checkpoint = None
+        self._log_dir_owned = False  # True once this model may write into log_dir
         name = self.config.NAME.lower()
         self.log_dir = os.path.join(self.model_dir,
                                     f"{name}{datetime.datetime.now():%Y%m%dT%H%M}")
         if model_path:
-            stem = re.escape(self.CHECKPOINT_TEMPLATE.split("{epoch")[0].format(name=name))
             path = os.path.abspath(model_path)
-            m = re.match(r".*[/\\][\w.-]*?\d{8}T\d{4}[/\\]" + stem + r"(\d{4})\.h5$", path)
-            if m:
-                # Resume: continue in the checkpoint's run directory, after its epoch.
-                self.epoch = int(m.group(1))
-                self.log_dir = os.path.dirname(path)
+            self.parent_checkpoint = path
+            epoch, later = self.checkpoint_position(path)
+            if epoch is not None:
+                self.epoch = epoch
+                if not later:
+                    # The run's newest checkpoint: resume the run in its folder.
+                    self.log_dir = os.path.dirname(path)
+                    self.parent_checkpoint = None
+                    self._log_dir_owned = True
         self.checkpoint_path = os.path.join(
             self.log_dir, self.CHECKPOINT_TEMPLATE.replace("{epoch:04d}", "{{epoch:04d}}")
             .format(name=name))
 
+    def checkpoint_position(self, path):
+        """(epoch, later epochs) of a checkpoint of this class's naming inside a run
+        folder (any location): the epoch it finished and the sorted epochs of the
+        run's checkpoints after it. (None, []) for any other file."""
+        name = self.config.NAME.lower()
+        stem = re.escape(self.CHECKPOINT_TEMPLATE.split("{epoch")[0].format(name=name))
+        path = os.path.abspath(path)
+        m = re.match(r".*[/\\][\w.-]*?" + self.RUN_DIR_SUFFIX + r"[/\\]" + stem
+                     + r"(\d{4})\.h5$", path)
+        if not m:
+            return None, []
+        epoch = int(m.group(1))
+        run_dir = os.path.dirname(path)
+        epochs = sorted(int(e.group(1)) for e in (
+            re.fullmatch(stem + r"(\d{4})\.h5", f) for f in os.listdir(run_dir)) if e)
+        return epoch, [e for e in epochs if e > epoch]
+
+    def _claim_log_dir(self):
+        """Create this run's folder before anything is written; when another run
+        holds the name, take the next free ``_N`` suffix (``os.mkdir`` is atomic, so
+        two runs started together cannot both get one name)."""
+        if self._log_dir_owned:
+            checkpoint_dir_ok(self.log_dir)
+            return
+        os.makedirs(self.model_dir, exist_ok=True)
+        base, attempt = self.log_dir, 1
+        while True:
+            candidate = base if attempt == 1 else f"{base}_{attempt}"
+            try:
+                os.mkdir(candidate)
+                break
+            except FileExistsError:
+                attempt += 1
+        if candidate != base:
+            logger.info("run folder %s exists (another run); this run writes to %s",
+                        base, candidate)
+            if self.checkpoint_path.startswith(base + os.sep):
+                self.checkpoint_path = candidate + self.checkpoint_path[len(base):]
+        self.log_dir = candidate
+        self._log_dir_owned = True
+        checkpoint_dir_ok(self.log_dir)
+
+    def _write_run_record(self):
+        """Write ``run.json`` beside the checkpoints: ``parent_checkpoint`` and
+        ``parent_epoch`` when the run started from a weight file, plus
+        ``self.run_info`` (what the caller records: dataset, split, ...). A resumed
+        run keeps the keys its first session wrote and adds new ones."""
+        path = os.path.join(self.log_dir, self.RUN_RECORD_FILE)
+        record = {}
+        if os.path.isfile(path):
+            with contextlib.suppress(OSError, ValueError):
+                with open(path, encoding="utf-8") as f:
+                    record = dict(json.load(f))
+        new = dict(getattr(self, "run_info", None) or {})
+        if self.parent_checkpoint and "parent_checkpoint" not in record:
+            new["parent_checkpoint"] = self.parent_checkpoint
+            new["parent_epoch"] = self.epoch
+        record = {**new, **record} if record else new
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(record, f, indent=2, sort_keys=True)
+        os.replace(tmp, path)
+
     def find_last(self):
-        """Path of the last checkpoint of the newest run of this config's NAME."""
+        """Path of the last checkpoint of the newest run of this config's NAME.
+
+        Runs are ordered by their folder's timestamp, then by the ``_N`` suffix a
+        run started in the same minute as another gets.
+        """
         name = self.config.NAME.lower()
         if not os.path.isdir(self.model_dir):
             raise FileNotFoundError(f"model directory does not exist: {self.model_dir}")
-        runs = sorted(d for d in os.listdir(self.model_dir)
-                      if re.fullmatch(re.escape(name) + r"\d{8}T\d{4}", d)
-                      and os.path.isdir(os.path.join(self.model_dir, d)))
+        pattern = re.escape(name) + r"(\d{8}T\d{4})(?:_(\d+))?"
+        runs = []
+        for d in os.listdir(self.model_dir):
+            m = re.fullmatch(pattern, d)
+            if m and os.path.isdir(os.path.join(self.model_dir, d)):
+                runs.append((m.group(1), int(m.group(2) or 1), d))
         prefix = self.CHECKPOINT_TEMPLATE.split("{epoch")[0].format(name=name)
-        for run in reversed(runs):
+        for *_, run in sorted(runs, reverse=True):
             run_dir = os.path.join(self.model_dir, run)
             checkpoints = sorted(f for f in os.listdir(run_dir)
-                                 if f.startswith(prefix) and f.endswith(".h5"))
+                                 if re.fullmatch(re.escape(prefix) + r"\d{4}\.h5", f))
             if checkpoints:
                 return os.path.join(run_dir, checkpoints[-1])
         raise FileNotFoundError(f"could not find a checkpoint of '{name}' under "

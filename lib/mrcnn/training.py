@@ -12,6 +12,7 @@ fresh optimizer and fresh loss trackers, so training in stages within one proces
 reports the same losses as a fresh process would.
 """
 
+import glob
 import logging
 import os
 import re
@@ -236,6 +237,11 @@ class AtomicCheckpoint(keras.callbacks.Callback):
     ``path_template`` is formatted with ``epoch`` (1-based, the number of completed
     epochs), e.g. ``.../mask_rcnn_shapes_{epoch:04d}.h5``. ``weights_owner`` is the
     model whose layer layout the file uses (the training model).
+
+    When training starts, temporary files that an interrupted checkpoint write of
+    this template left in its directory (``<checkpoint>.h5.<random>.tmp``) are
+    removed, each with a warning: the run owns its folder, so no other writer can
+    be using them.
     """
 
     def __init__(self, path_template, weights_owner):
@@ -243,6 +249,16 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         self.path_template = path_template
         self.weights_owner = weights_owner
         self.saved = []
+        self.removed_temporaries = []
+
+    def on_train_begin(self, logs=None):
+        directory = os.path.dirname(os.path.abspath(self.path_template))
+        pattern = glob.escape(os.path.basename(self.path_template).split("{")[0]) + "*"
+        pattern += os.path.splitext(self.path_template)[1]
+        for path in weights_io.stale_temporaries(directory, pattern):
+            os.remove(path)
+            self.removed_temporaries.append(path)
+            logger.warning("removed %s, left by an interrupted checkpoint write", path)
 
     def on_epoch_end(self, epoch, logs=None):
         path = self.path_template.format(epoch=epoch + 1)

@@ -27,10 +27,11 @@ different layout and is not handled here.
 
 import contextlib
 import dataclasses
+import glob
 import logging
 import os
 import re
-import tempfile
+import secrets
 
 import h5py
 import keras
@@ -165,20 +166,44 @@ def _stored(array, dtype):
     return array
 
 
+def temporary_name(filepath):
+    """A new, unused temporary path beside ``filepath``:
+    ``<directory>/<basename>.<random>.tmp``, created empty with mode 0666 minus the
+    umask (``tempfile.mkstemp`` would make it 0600, and ``os.replace`` would keep
+    that, so teammates could not read a shared run's checkpoints).
+    :func:`stale_temporaries` finds what an interrupted write left."""
+    directory = os.path.dirname(os.path.abspath(filepath))
+    prefix = os.path.basename(filepath) + "."
+    while True:
+        tmp = os.path.join(directory, f"{prefix}{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+
+
+def stale_temporaries(directory, basename_glob):
+    """Temporary files :func:`temporary_name` made for targets matching
+    ``basename_glob`` (e.g. ``"siamese_mrcnn_*.h5"``) in ``directory``: what a write
+    killed before its ``os.replace`` leaves behind. Sorted paths."""
+    return sorted(glob.glob(os.path.join(glob.escape(os.fspath(directory)),
+                                         f"{basename_glob}.*.tmp")))
+
+
 @contextlib.contextmanager
 def _atomic_h5(filepath):
     """An h5py.File open for writing that becomes ``filepath`` only when the block
     ends without an error (a temporary file in the same directory, then
     ``os.replace``); on any error the temporary file is removed and nothing at
-    ``filepath`` changes."""
+    ``filepath`` changes. The file gets the permissions the umask gives any new
+    file (0644 under the usual 022), like ``config.json`` beside it."""
     filepath = os.fspath(filepath)
     directory = os.path.dirname(os.path.abspath(filepath))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"cannot save weights to {filepath}: directory "
                                 f"{directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(filepath) + ".", suffix=".tmp",
-                               dir=directory)
-    os.close(fd)
+    tmp = temporary_name(filepath)
     try:
         with h5py.File(tmp, "w") as f:
             yield f

@@ -65,7 +65,9 @@ def test_second_stage_in_same_process_equals_fresh_process_from_checkpoint(stage
     first_checkpoint = os.path.join(staged_run["model"].log_dir, "mask_rcnn_tiny_det_0001.h5")
     fresh.load_weights(first_checkpoint, by_name=True)
     assert fresh.epoch == 1  # resumes after the checkpoint's epoch
-    assert fresh.log_dir == staged_run["model"].log_dir
+    # Epoch 2 exists in that run, so this is a branch: a new run folder of its own.
+    assert fresh.log_dir != staged_run["model"].log_dir
+    assert fresh.parent_checkpoint == first_checkpoint
     fresh.checkpoint_path = os.path.join(str(tmp_path), "resumed_{epoch:04d}.h5")
     history = fresh.train(staged_run["dataset"], None, 0.002, 2, "all", seed=3,
                           verbose=0).history
