@@ -1,10 +1,13 @@
-"""Detection targets (mrcnn.ops.targets): sampling rules, box and mask targets."""
+"""Detection targets (mrcnn.ops.targets): sampling rules, box and mask targets, and
+the matching, sampling and encoding pieces alone."""
 
 import numpy as np
 import pytest
 
-from mrcnn.ops.targets import detection_targets
-from tests.backend import as_numpy, tensorflow_only
+from mrcnn.ops.boxes import apply_box_deltas
+from mrcnn.ops.targets import (box_targets, detection_targets, mask_targets, match_proposals,
+                               sample_rois)
+from tests.backend import as_numpy, const, tensorflow_only
 from tests.mrcnn import numpy_reference as ref
 
 STD = np.array([0.1, 0.1, 0.2, 0.2])
@@ -269,3 +272,58 @@ def test_bad_shapes_are_named():
     with pytest.raises(ValueError, match="roi_positive_ratio"):
         detection_targets(proposals, gt_class_ids, gt_boxes, np.ones((2, 8, 8, 3), bool),
                           10, 0.0, STD, (6, 6), True)
+
+
+# ---------------------------------------------------------------- the three pieces
+def test_match_proposals_by_hand():
+    # One image: GT 0 an instance, GT 1 a crowd region, GT 2 padding.
+    gt_class_ids = const([[3, -1, 0]])
+    gt_boxes = const([[[0.0, 0.0, 0.5, 0.5], [0.6, 0.6, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]]])
+    proposals = const([[[0.0, 0.0, 0.5, 0.5],      # IoU 1 with the instance: positive
+                        [0.0, 0.0, 0.5, 0.25],     # IoU 0.5: positive (>= 0.5)
+                        [0.0, 0.0, 0.5, 0.2],      # IoU 0.4: negative
+                        [0.7, 0.7, 0.9, 0.9],      # inside the crowd: neither
+                        [0.0, 0.0, 0.0, 0.0]]])    # padding: neither
+    positive, negative, matched = as_numpy(match_proposals(proposals, gt_class_ids, gt_boxes))
+    np.testing.assert_array_equal(positive[0], [True, True, False, False, False])
+    np.testing.assert_array_equal(negative[0], [False, False, True, False, False])
+    np.testing.assert_array_equal(matched[0, :2], [0, 0])
+
+
+def test_sample_rois_counts_follow_matterports_rule():
+    positive = np.zeros((2, 30), bool)
+    negative = np.zeros((2, 30), bool)
+    positive[0, :3], negative[0, 3:] = True, True      # 3 positives, 27 negatives
+    negative[1, :] = True                              # no positive at all
+    index, is_positive, is_selected = as_numpy(sample_rois(positive, negative, 12, 0.33,
+                                                           seed=5))
+    # Image 0: int(12 * 0.33) = 3 positive slots, then int(3 / 0.33) - 3 = 6 negatives.
+    np.testing.assert_array_equal(is_positive[0], [True] * 3 + [False] * 9)
+    np.testing.assert_array_equal(is_selected[0], [True] * 9 + [False] * 3)
+    assert sorted(index[0, :3]) == [0, 1, 2]
+    assert len(set(index[0, 3:9])) == 6 and min(index[0, 3:9]) >= 3
+    # Image 1: no positive means no negative (Matterport's rule).
+    assert not is_selected[1].any()
+
+
+def test_box_targets_invert_onto_the_ground_truth():
+    rois = const([[[0.1, 0.1, 0.4, 0.3], [0.2, 0.2, 0.6, 0.7]]])
+    gt = const([[[0.15, 0.05, 0.5, 0.35], [0.0, 0.0, 0.1, 0.1]]])
+    deltas = as_numpy(box_targets(rois, gt, np.array([[True, False]]), STD))
+    np.testing.assert_allclose(as_numpy(apply_box_deltas(rois[0, :1], deltas[0, :1] * STD)),
+                               gt[0, :1], atol=1e-6)
+    assert not deltas[0, 1].any()  # not a positive: no target
+
+
+def test_mask_targets_crop_the_mini_mask_to_the_roi():
+    # A 4x4 mini mask whose left half is on, for a GT box (0.2, 0.2, 0.6, 0.6); the
+    # ROI is the GT box's left half, so its whole crop is on; a second slot is not a
+    # positive.
+    mini = np.zeros((1, 4, 4, 1), np.float32)
+    mini[0, :, :2, 0] = 1.0
+    gt_box = const([[[0.2, 0.2, 0.6, 0.6], [0.2, 0.2, 0.6, 0.6]]])
+    rois = const([[[0.2, 0.2, 0.6, 0.3], [0.2, 0.2, 0.6, 0.3]]])
+    masks = as_numpy(mask_targets(rois, gt_box, np.zeros((1, 2), np.int32), mini,
+                                  np.array([[True, False]]), (3, 3), True))
+    np.testing.assert_array_equal(masks[0, 0], np.ones((3, 3)))
+    assert not masks[0, 1].any()
