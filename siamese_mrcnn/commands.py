@@ -9,7 +9,6 @@ detections, ``S`` shots, ``D`` reference side (TARGET_MAX_DIM). Boxes are pixel
 ``(y1, x1, y2, x2)`` of the original query image, y2/x2 exclusive.
 """
 
-import functools
 import json
 import logging
 import os
@@ -31,41 +30,6 @@ CLASS_NAMES = ["BG", "match"]
 
 
 # ------------------------------------------------------------------ models
-@functools.lru_cache(maxsize=None)
-def _training_model_class():
-    """SiameseMaskRCNN whose training batches use only the split's seen classes.
-
-    ``SiameseMaskRCNN.train`` builds its batches with ``make_data_generator``, which
-    takes no class restriction; this subclass passes ``active_class_ids``, mapped
-    from source class keys ("coco.18") so a validation file numbered differently
-    gets the same classes.
-    """
-    from siamese_mrcnn.data import OneShotDataGenerator
-    from siamese_mrcnn.model import SiameseMaskRCNN
-
-    class SeenClassesSiameseMaskRCNN(SiameseMaskRCNN):
-        train_class_keys = None  # "source.id" of the classes to train on; None: all
-
-        def make_data_generator(self, dataset, shuffle=True, augmentation=None, seed=None,
-                                steps=None):
-            active = None
-            if self.train_class_keys is not None:
-                mapping = dataset.class_from_source_map
-                active = [mapping[k] for k in self.train_class_keys if k in mapping]
-                if not active:
-                    raise CliError(f"{dataset!r} has none of the seen classes")
-            return OneShotDataGenerator(dataset, self.config, shuffle=shuffle,
-                                        augmentation=augmentation, seed=seed, steps=steps,
-                                        active_class_ids=active)
-
-    return SeenClassesSiameseMaskRCNN
-
-
-def _class_key(dataset, class_id):
-    info = dataset.class_info[int(class_id)]
-    return f"{info['source']}.{info['id']}"
-
-
 def _make_strategy(name):
     """(tf.distribute strategy or None, replicas) of ``--strategy`` on this backend."""
     from mrcnn.backends import BackendError, make_strategy
@@ -301,8 +265,8 @@ def run_train(args):
 
     import keras
     keras.utils.set_random_seed(args.seed)  # reproducible initialisation of new layers
-    model = _training_model_class()("training", config, args.logs, strategy=strategy)
-    model.train_class_keys = tuple(_class_key(train, c) for c in split.seen_ids)
+    from siamese_mrcnn.model import SiameseMaskRCNN
+    model = SiameseMaskRCNN("training", config, args.logs, strategy=strategy)
     # Beside the checkpoints, so evaluate and detect know what the model has seen.
     model.run_info = {"dataset": dataset_record(args, kind), "split": split.to_dict()}
     if weights_kind == "imagenet":
@@ -313,8 +277,13 @@ def run_train(args):
               f"later epochs exist in its run folder, which is left as it is")
     elif model.epoch:
         print(f"resuming {model.log_dir} after epoch {model.epoch}")
-    run_schedule(model, train, val, schedule, base_lr, seed=args.seed,
-                 verbose=_fit_verbosity())
+    try:
+        run_schedule(model, train, val, schedule, base_lr, seed=args.seed,
+                     verbose=_fit_verbosity(), active_class_ids=split.seen_ids)
+    except ValueError as e:
+        if "has none of the training classes" in str(e):
+            raise CliError(str(e)) from None
+        raise
     print(f"checkpoints and config.json in {model.log_dir} (epoch {model.epoch})")
 
 

@@ -132,28 +132,40 @@ class SiameseMaskRCNN(MaskRCNN):
             sub_model.jit_compile = compiles_with_jit()
         return model
 
-    # Dataset class ids that training batches may query (a split's seen classes);
-    # None: every class. Set by ``train(..., active_class_ids=...)``.
-    train_class_ids = None
+    # "source.id" keys of the classes training batches may query (a split's seen
+    # classes); None: every class. Set by ``train(..., active_class_ids=...)``.
+    train_class_keys = None
 
     def train(self, train_dataset, val_dataset, learning_rate, epochs, layers,
               augmentation=None, custom_callbacks=None, seed=None, verbose=1,
               active_class_ids=None):
-        """:meth:`mrcnn.model.MaskRCNN.train`, plus ``active_class_ids``: the class ids
-        (of both datasets) whose instances may be queried and serve as references in
+        """:meth:`mrcnn.model.MaskRCNN.train`, plus ``active_class_ids``: class ids of
+        ``train_dataset`` whose instances may be queried and serve as references in
         this call's training and validation batches, e.g. the seen classes of a split;
-        None for every class."""
-        self.train_class_ids = None if active_class_ids is None else list(active_class_ids)
+        None for every class. The validation dataset gets the same classes by their
+        source ids ("coco.18"), so it may number its classes differently."""
+        if active_class_ids is None:
+            self.train_class_keys = None
+        else:
+            self.train_class_keys = tuple(class_key(train_dataset, c) for c in active_class_ids)
         return super().train(train_dataset, val_dataset, learning_rate, epochs, layers,
                              augmentation=augmentation, custom_callbacks=custom_callbacks,
                              seed=seed, verbose=verbose)
 
     def make_data_generator(self, dataset, shuffle=True, augmentation=None, seed=None,
                             steps=None):
+        """One-shot batches of ``dataset``, restricted to ``train_class_keys``."""
         from siamese_mrcnn.data import OneShotDataGenerator
+        active = None
+        if self.train_class_keys is not None:
+            mapping = dataset.class_from_source_map
+            active = [mapping[k] for k in self.train_class_keys if k in mapping]
+            if not active:
+                raise ValueError(f"{dataset!r} has none of the training classes "
+                                 f"{list(self.train_class_keys)}")
         return OneShotDataGenerator(dataset, self.config, shuffle=shuffle,
                                     augmentation=augmentation, seed=seed, steps=steps,
-                                    active_class_ids=self.train_class_ids)
+                                    active_class_ids=active)
 
     # ------------------------------------------------------------ inference
     def mold_references(self, references, subtract_mean=True):
@@ -256,27 +268,8 @@ class SiameseMaskRCNN(MaskRCNN):
             molded, metas, _ = self.mold_inputs(chunk)
             refs = np.stack([self.mold_references(t, subtract_reference_mean)
                              for t in targets[start:start + batch]])
-            results.extend(self._detect_with(molded, metas, refs))
-        return results
-
-    def _detect_with(self, molded, metas, molded_refs):
-        inputs = {"input_image": molded, "input_image_meta": metas,
-                  "input_reference_images": molded_refs}
-        if not self.static_image_shape:
-            anchors = self.get_anchors(molded.shape[1:3])
-            inputs["input_anchors"] = np.broadcast_to(anchors, (len(molded),) + anchors.shape).copy()
-        outputs = self.run_graph_on_batch(inputs)
-        return self._unmold_all(outputs, metas)
-
-    def _unmold_all(self, outputs, metas):
-        results = []
-        for i, meta in enumerate(metas):
-            masks = outputs["mrcnn_mask"][i] if "mrcnn_mask" in outputs else None
-            rois, class_ids, scores, full_masks = self.unmold_detections(
-                outputs["detections"][i], masks, meta[1:4].astype(int), meta[4:7].astype(int),
-                meta[7:11])
-            results.append({"rois": rois, "class_ids": class_ids, "scores": scores,
-                            "masks": full_masks})
+            results.extend(self.detect_molded(molded, metas,
+                                              extra_inputs={"input_reference_images": refs}))
         return results
 
     def detect_multi(self, image, reference_sets, subtract_reference_mean=True):
@@ -301,14 +294,20 @@ class SiameseMaskRCNN(MaskRCNN):
             refs = np.stack([self.mold_references(s, subtract_reference_mean) for s in sets])
             vectors = run_compiled(self.reference_model, refs)
             n = len(sets)
-            head_inputs = [np.repeat(p, n, axis=0) for p in pyramid] + vectors + [
-                np.repeat(metas, n, axis=0)]
-            if not self.static_image_shape:
-                anchors = self.get_anchors(molded.shape[1:3])
-                head_inputs.append(np.broadcast_to(anchors, (n,) + anchors.shape).copy())
+            head_metas = np.repeat(metas, n, axis=0)
+            head_inputs = [np.repeat(p, n, axis=0) for p in pyramid] + list(vectors) + [
+                head_metas] + list(self.anchors_input(molded.shape[1:3], n).values())
             outputs = run_compiled(self.head_model, head_inputs)
-            results.extend(self._unmold_all(outputs, np.repeat(metas, n, axis=0)))
+            results.extend(self.unmold_outputs(outputs, head_metas))
         return results
+
+
+def class_key(dataset, class_id):
+    """The "source.id" key (e.g. "coco.18") of a prepared dataset's class id: the same
+    class in another dataset of the same source, whatever its class id there."""
+    info = dataset.class_info[int(class_id)]
+    return f"{info['source']}.{info['id']}"
+
 
 def _clipped_size(box, shape):
     """(height, width) in pixels of a (y1, x1, y2, x2) box clipped to an image of

@@ -139,7 +139,7 @@ def remaining_stages(stages, epoch):
 
 
 def run_schedule(model, train_dataset, val_dataset, schedule, base_lr, augmentation=None,
-                 custom_callbacks=None, seed=None, verbose=1):
+                 custom_callbacks=None, seed=None, verbose=1, **train_kwargs):
     """Train ``model`` through the stages of ``schedule`` that are not done yet.
 
     Args:
@@ -148,7 +148,8 @@ def run_schedule(model, train_dataset, val_dataset, schedule, base_lr, augmentat
         train_dataset, val_dataset: prepared datasets (val may be None).
         schedule: sequence of :class:`Stage`.
         base_lr: learning rate of a stage with lr_factor 1.
-        augmentation, custom_callbacks, seed, verbose: passed to ``model.train``.
+        augmentation, custom_callbacks, seed, verbose: passed to ``model.train``, as
+            are ``train_kwargs`` (e.g. the Siamese model's ``active_class_ids``).
     Returns:
         list of (stage, learning rate, Keras History) for the stages run.
     """
@@ -166,6 +167,6 @@ def run_schedule(model, train_dataset, val_dataset, schedule, base_lr, augmentat
         history = model.train(train_dataset, val_dataset, learning_rate=lr,
                               epochs=stage.epochs, layers=stage.layers,
                               augmentation=augmentation, custom_callbacks=custom_callbacks,
-                              seed=seed, verbose=verbose)
+                              seed=seed, verbose=verbose, **train_kwargs)
         done.append((stage, lr, history))
     return done

@@ -35,6 +35,7 @@ from mrcnn import losses as loss_fns
 from mrcnn import utils
 from mrcnn import weights as weights_io
 from mrcnn.data import DataGenerator, compose_image_meta, mold_image
+from mrcnn.data import parse_image_meta as parse_meta_numpy
 from mrcnn.layers.backbone import fpn_graph, resnet_graph
 from mrcnn.layers.detection import (AnchorLayer, DetectionLayer, DetectionTargetLayer,
                                     ProposalLayer, PyramidROIAlign)
@@ -604,26 +605,47 @@ class MaskRCNN:
         """
         return run_compiled(self.keras_model, inputs)
 
-    def detect_molded(self, molded_images, image_metas, verbose=0):
-        """Detect on already molded images; returns raw outputs with boxes still in
-        the molded frame unmolded to the meta's original shape (Matterport dicts)."""
+    def anchors_input(self, molded_shape, batch):
+        """``{"input_anchors": [batch, A, 4]}`` for molded images of ``molded_shape``
+        (H, W[, C]) when the molded shape varies (IMAGE_RESIZE_MODE none / pad64),
+        else ``{}``: the anchors are then a constant of the graph."""
+        if self.static_image_shape:
+            return {}
+        anchors = self.get_anchors(molded_shape[:2])
+        return {"input_anchors": np.broadcast_to(anchors, (batch,) + anchors.shape).copy()}
+
+    def detect_molded(self, molded_images, image_metas, verbose=0, extra_inputs=None):
+        """Detect on already molded images, unmolded to each meta's original image.
+
+        Args:
+            molded_images: [B, H, W, C] float32 from :meth:`mold_inputs`.
+            image_metas: [B, 12 + K] their metas.
+            extra_inputs: optional dict of further model inputs, passed to the graph
+                as they are (e.g. the Siamese model's ``input_reference_images``).
+
+        Returns one Matterport dict per image (see :meth:`detect`).
+        """
         if self.mode != "inference":
             raise ValueError("detect needs a model built in mode='inference'")
         inputs = {"input_image": np.asarray(molded_images, np.float32),
                   "input_image_meta": np.asarray(image_metas, np.float32)}
-        if not self.static_image_shape:
-            anchors = self.get_anchors(inputs["input_image"].shape[1:3])
-            inputs["input_anchors"] = np.broadcast_to(
-                anchors, (len(molded_images),) + anchors.shape).copy()
-        outputs = self.run_graph_on_batch(inputs)
+        inputs.update(self.anchors_input(inputs["input_image"].shape[1:3],
+                                         len(inputs["input_image"])))
+        inputs.update(extra_inputs or {})
+        return self.unmold_outputs(self.run_graph_on_batch(inputs), inputs["input_image_meta"])
+
+    def unmold_outputs(self, outputs, image_metas):
+        """Inference outputs of a batch (``detections`` [B, D, 6] and, with a mask head,
+        ``mrcnn_mask`` [B, D, h, w, K]) -> one Matterport dict per image, in the
+        original image's pixels. The metas [B, 12 + K] (read with
+        :func:`mrcnn.data.parse_image_meta`) give each image's shapes and window."""
+        meta = parse_meta_numpy(np.asarray(image_metas))
         results = []
-        for i, meta in enumerate(inputs["input_image_meta"]):
-            original_shape = meta[1:4].astype(int)
-            image_shape = meta[4:7].astype(int)
-            window = meta[7:11]
+        for i in range(len(meta["image_id"])):
             masks = outputs["mrcnn_mask"][i] if "mrcnn_mask" in outputs else None
             rois, class_ids, scores, full_masks = self.unmold_detections(
-                outputs["detections"][i], masks, original_shape, image_shape, window)
+                outputs["detections"][i], masks, meta["original_image_shape"][i].astype(int),
+                meta["image_shape"][i].astype(int), meta["window"][i])
             results.append({"rois": rois, "class_ids": class_ids, "scores": scores,
                             "masks": full_masks})
         return results

@@ -450,13 +450,13 @@ def test_training_batches_use_only_the_seen_classes(tiny_coco, tiny_config):
     import types
 
     from siamese_mrcnn.cli_inputs import load_coco_dataset
-    from siamese_mrcnn.commands import _class_key, _training_model_class
+    from siamese_mrcnn.model import SiameseMaskRCNN, class_key
     train = load_coco_dataset(lambda d: d.load_coco_file(tiny_coco["annotation_file"],
                                                          tiny_coco["image_dir"]))
     seen = [2, 3, 4]  # split 1 holds out c2 (contiguous 1)
     owner = types.SimpleNamespace(config=tiny_config,
-                                  train_class_keys=tuple(_class_key(train, c) for c in seen))
-    make = _training_model_class().make_data_generator
+                                  train_class_keys=tuple(class_key(train, c) for c in seen))
+    make = SiameseMaskRCNN.make_data_generator
     generator = make(owner, train, shuffle=True, seed=0, steps=4)
     assert generator.active_class_ids.tolist() == seen
     drawn = set()
@@ -473,7 +473,7 @@ def test_training_batches_use_only_the_seen_classes(tiny_coco, tiny_config):
                                                        tiny_coco["image_dir"], class_ids=[5, 11]))
     assert make(owner, val, seed=0, steps=1).active_class_ids.tolist() == [1, 2]
     only_unseen = types.SimpleNamespace(config=tiny_config, train_class_keys=("coco.2",))
-    with pytest.raises(CliError, match="has none of the seen classes"):
+    with pytest.raises(ValueError, match="has none of the training classes"):
         make(only_unseen, val, seed=0, steps=1)
 
 

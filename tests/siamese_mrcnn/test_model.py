@@ -79,6 +79,28 @@ def assert_equivalent_detections(got, expected, context):
     assert matched.mean() >= 0.75, (context, matched)
 
 
+def assert_same_outputs(got, expected, keys, context=""):
+    """Raw inference outputs equal up to round-off. Detection rows (and their masks)
+    are matched as sets: near-tied scores of an untrained model (here within 2e-4)
+    may swap places under float round-off of another graph or backend."""
+    for key in keys:
+        if key in ("detections", "mrcnn_mask"):
+            continue
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-4, atol=1e-5,
+                                   err_msg=f"{context} {key}")
+    for b in range(len(expected["detections"])):
+        rows_e, rows_g = expected["detections"][b], got["detections"][b]
+        assert (rows_g[:, 4] > 0).sum() == (rows_e[:, 4] > 0).sum(), context
+        for i in np.nonzero(rows_e[:, 4] > 0)[0]:
+            close = np.all(np.abs(rows_g - rows_e[i]) <= 1e-5 + 1e-4 * np.abs(rows_e[i]),
+                           axis=1)
+            assert close.any(), (context, "detection", i, rows_e[i])
+            if "mrcnn_mask" in keys:
+                j = int(np.nonzero(close)[0][0])
+                np.testing.assert_allclose(got["mrcnn_mask"][b, j], expected["mrcnn_mask"][b, i],
+                                           rtol=1e-4, atol=1e-5, err_msg=f"{context} mask {i}")
+
+
 def weights_of(model):
     """Kernels of one layer in the backbone, the matching and the RPN (copies)."""
     km = model.keras_model
@@ -290,9 +312,7 @@ def test_three_identical_references_equal_the_one_shot_model(one_shot, three_sho
     single = run_graph(one_shot, image, ref)
     triple = run_graph(three_shot, image, np.repeat(ref, 3, axis=0))
     assert (single["detections"][0, :, 4] > 0).sum() >= 3
-    for key in ("rpn_class", "rpn_bbox", "detections", "mrcnn_mask"):
-        np.testing.assert_allclose(triple[key], single[key], rtol=1e-4, atol=1e-5,
-                                   err_msg=key)
+    assert_same_outputs(triple, single, ("rpn_class", "rpn_bbox", "detections", "mrcnn_mask"))
 
 
 def test_k_shot_vector_is_the_mean_of_one_shot_vectors(one_shot, three_shot, references):
@@ -311,9 +331,7 @@ def test_k_shot_vector_is_the_mean_of_one_shot_vectors(one_shot, three_shot, ref
     mean_vectors = [v.mean(axis=0, keepdims=True) for v in per_shot]
     heads = one_shot.head_model(pyramid + mean_vectors + [metas])
     joint = run_graph(three_shot, image, refs)
-    for key in ("detections", "mrcnn_mask", "rpn_class"):
-        np.testing.assert_allclose(joint[key], as_numpy(heads[key]), rtol=1e-4,
-                                   atol=1e-5, err_msg=key)
+    assert_same_outputs(joint, as_numpy(heads), ("detections", "mrcnn_mask", "rpn_class"))
 
 
 # ------------------------------------------------------------------ 6. detection API
