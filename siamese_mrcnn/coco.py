@@ -424,6 +424,27 @@ class CocoDataset(utils.Dataset):
         return self.map_source_class_id(f"{info['source']}.{ann['category_id']}")
 
 
+def encode_masks(masks):
+    """COCO's compressed RLEs of instance masks, ready for JSON.
+
+    Args:
+        masks: bool (or 0/1) [H, W, N].
+
+    Returns:
+        N dicts ``{"size": [H, W], "counts": str}`` (what ``pycocotools.mask.decode``
+        and COCOeval read back; an empty mask is a valid RLE too).
+    """
+    masks = np.asarray(masks)
+    if masks.ndim != 3:
+        raise ValueError(f"encode_masks: masks must be [H, W, N], got shape {masks.shape}")
+    if masks.shape[-1] == 0:
+        return []
+    rles = mask_utils.encode(np.asfortranarray(masks.astype(np.uint8)))
+    return [{"size": [int(v) for v in rle["size"]],
+             "counts": rle["counts"].decode("ascii") if isinstance(rle["counts"], bytes)
+             else rle["counts"]} for rle in rles]
+
+
 def _covers_nothing(ann):
     """True for polygon annotations whose polygons all have fewer than 3 points
     (x, y pairs), including an empty polygon list."""

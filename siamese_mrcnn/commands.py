@@ -17,6 +17,7 @@ import sys
 
 import numpy as np
 
+from mrcnn.files import write_json
 from siamese_mrcnn.cli_inputs import (PRESETS, CliError, apply_dataset_defaults,
                                       build_config, check_split_flags,
                                       checkpoint_continues_run, comma_list, dataset_kind,
@@ -501,21 +502,16 @@ def detections_json(result, query_path, query_shape, references, weights, min_co
     masks bool [H, W, N]). ``training_run``: the dataset and split the weights'
     training run recorded (run.json), or None when unknown.
     """
-    from pycocotools import mask as mask_utils
+    from siamese_mrcnn.coco import encode_masks
     masks = np.asarray(result["masks"], dtype=bool)
-    rles = mask_utils.encode(np.asfortranarray(masks.astype(np.uint8))) if len(
-        result["scores"]) else []
+    rles = encode_masks(masks)
     detections = []
     for i, (box, score) in enumerate(zip(result["rois"], result["scores"])):
         y1, x1, y2, x2 = (int(v) for v in box)
-        counts = rles[i]["counts"]
         detections.append({
             "box": [y1, x1, y2, x2], "bbox_xywh": [x1, y1, x2 - x1, y2 - y1],
             "score": float(score), "class_id": int(result["class_ids"][i]),
-            "mask_area": int(masks[:, :, i].sum()),
-            "mask": {"size": [int(v) for v in rles[i]["size"]],
-                     "counts": counts.decode("ascii") if isinstance(counts, bytes)
-                     else counts}})
+            "mask_area": int(masks[:, :, i].sum()), "mask": rles[i]})
     return {
         "query": {"path": os.path.abspath(query_path), "height": int(query_shape[0]),
                   "width": int(query_shape[1])},
@@ -597,10 +593,7 @@ def run_detect(args):
                                config.DETECTION_MIN_CONFIDENCE, training_run)
     os.makedirs(args.output_dir, exist_ok=True)  # only once there is something to write
     json_path = os.path.join(args.output_dir, "detections.json")
-    tmp = f"{json_path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(document, f, indent=1)
-    os.replace(tmp, json_path)
+    write_json(json_path, document, indent=1, sort_keys=False)
     png_path = os.path.join(args.output_dir, "detections.png")
     detection_figure(query, crops, result, png_path)
     print(f"{len(result['scores'])} detection(s); wrote {json_path} and {png_path}")

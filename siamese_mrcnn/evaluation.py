@@ -56,12 +56,12 @@ import os
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
 from siamese_mrcnn.evaluation_results import (  # noqa: F401  (re-exported API)
     coco_ap, combine_splits, format_table, mean_and_ci, package_versions, score_runs,
     write_report)
+from siamese_mrcnn.coco import encode_masks
 from siamese_mrcnn.references import (NoReferenceError, classes_after_resize,
                                       sample_references)
 
@@ -209,19 +209,14 @@ def detections_to_coco(detection, image_id, category_id, image_shape, min_confid
                              f"{masks.shape}")
     keep = np.ones(len(scores), dtype=bool) if min_confidence is None \
         else scores >= min_confidence
-    rles = []
-    if masks is not None and keep.any():
-        rles = mask_utils.encode(np.asfortranarray(masks[:, :, keep].astype(np.uint8)))
+    rles = encode_masks(masks[:, :, keep]) if masks is not None else []
     out = []
     for n, (box, score) in enumerate(zip(rois[keep], scores[keep])):
         y1, x1, y2, x2 = (float(v) for v in box)
         result = {"image_id": int(image_id), "category_id": int(category_id),
                   "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(score)}
         if masks is not None:
-            counts = rles[n]["counts"]
-            result["segmentation"] = {"size": [int(v) for v in rles[n]["size"]],
-                                      "counts": counts.decode("ascii")
-                                      if isinstance(counts, bytes) else counts}
+            result["segmentation"] = rles[n]
         out.append(result)
     return out
 

@@ -35,6 +35,8 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from mrcnn.files import write_json
+
 IOU_TYPES = ("bbox", "segm")
 METRICS = ("AP", "AP50")
 # name -> (precision or recall, IoU threshold or None for 0.50:0.95, area, max dets)
@@ -371,10 +373,5 @@ def write_report(path, summary, config, seeds, mode, versions=None, extra=None):
         "versions": package_versions() if versions is None else versions,
     }
     report = _jsonable(report)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=1, sort_keys=False)
-    os.replace(tmp, path)
+    write_json(path, report, indent=1, sort_keys=False, make_dirs=True)
     return report

@@ -369,10 +369,8 @@ class Config:
         data = {"class": type(self).__name__, "config": self.to_dict()}
         if run:
             data["run"] = _to_jsonable(dict(run))
-        tmp = f"{path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-        os.replace(tmp, path)
+        from mrcnn.files import write_json
+        write_json(path, data)
 
     @classmethod
     def load(cls, path):

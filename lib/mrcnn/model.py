@@ -35,6 +35,7 @@ from mrcnn import losses as loss_fns
 from mrcnn import utils
 from mrcnn import weights as weights_io
 from mrcnn.data import DataGenerator, compose_image_meta, mold_image
+from mrcnn.files import write_json
 from mrcnn.data import parse_image_meta as parse_meta_numpy
 from mrcnn.layers.backbone import fpn_graph, resnet_graph
 from mrcnn.layers.detection import (AnchorLayer, DetectionLayer, DetectionTargetLayer,
@@ -474,10 +475,7 @@ class MaskRCNN:
             new["parent_checkpoint"] = self.parent_checkpoint
             new["parent_epoch"] = self.epoch
         record = {**new, **record} if record else new
-        tmp = f"{path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(record, f, indent=2, sort_keys=True)
-        os.replace(tmp, path)
+        write_json(path, record)
 
     def find_last(self):
         """Path of the last checkpoint of the newest run of this config's NAME.

@@ -23,6 +23,7 @@ from keras import ops
 from keras.src.losses.loss import scale_loss_for_distribution, unscale_loss_for_distribution
 
 from mrcnn import weights as weights_io
+from mrcnn.files import stale_temporaries
 
 logger = logging.getLogger(__name__)
 
@@ -255,7 +256,7 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         directory = os.path.dirname(os.path.abspath(self.path_template))
         pattern = glob.escape(os.path.basename(self.path_template).split("{")[0]) + "*"
         pattern += os.path.splitext(self.path_template)[1]
-        for path in weights_io.stale_temporaries(directory, pattern):
+        for path in stale_temporaries(directory, pattern):
             os.remove(path)
             self.removed_temporaries.append(path)
             logger.warning("removed %s, left by an interrupted checkpoint write", path)

@@ -27,16 +27,15 @@ different layout and is not handled here.
 
 import contextlib
 import dataclasses
-import glob
 import logging
 import os
 import re
-import secrets
 
 import h5py
 import keras
 import numpy as np
 
+from mrcnn.files import atomic_path
 from mrcnn.layers.backbone import RESNET_BLOCKS
 
 logger = logging.getLogger(__name__)
@@ -166,52 +165,18 @@ def _stored(array, dtype):
     return array
 
 
-def temporary_name(filepath):
-    """A new, unused temporary path beside ``filepath``:
-    ``<directory>/<basename>.<random>.tmp``, created empty with mode 0666 minus the
-    umask (``tempfile.mkstemp`` would make it 0600, and ``os.replace`` would keep
-    that, so teammates could not read a shared run's checkpoints).
-    :func:`stale_temporaries` finds what an interrupted write left."""
-    directory = os.path.dirname(os.path.abspath(filepath))
-    prefix = os.path.basename(filepath) + "."
-    while True:
-        tmp = os.path.join(directory, f"{prefix}{secrets.token_hex(4)}.tmp")
-        try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        except FileExistsError:
-            continue
-        return tmp
-
-
-def stale_temporaries(directory, basename_glob):
-    """Temporary files :func:`temporary_name` made for targets matching
-    ``basename_glob`` (e.g. ``"siamese_mrcnn_*.h5"``) in ``directory``: what a write
-    killed before its ``os.replace`` leaves behind. Sorted paths."""
-    return sorted(glob.glob(os.path.join(glob.escape(os.fspath(directory)),
-                                         f"{basename_glob}.*.tmp")))
-
-
 @contextlib.contextmanager
 def _atomic_h5(filepath):
     """An h5py.File open for writing that becomes ``filepath`` only when the block
-    ends without an error (a temporary file in the same directory, then
-    ``os.replace``); on any error the temporary file is removed and nothing at
-    ``filepath`` changes. The file gets the permissions the umask gives any new
-    file (0644 under the usual 022), like ``config.json`` beside it."""
-    filepath = os.fspath(filepath)
+    ends without an error (:func:`mrcnn.files.atomic_path`); the file gets the
+    permissions the umask gives any new file, like ``config.json`` beside it."""
     directory = os.path.dirname(os.path.abspath(filepath))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"cannot save weights to {filepath}: directory "
                                 f"{directory} does not exist")
-    tmp = temporary_name(filepath)
-    try:
+    with atomic_path(filepath) as tmp:
         with h5py.File(tmp, "w") as f:
             yield f
-        os.replace(tmp, filepath)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def save_weights(model, filepath, dtype=None):

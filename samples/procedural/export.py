@@ -16,13 +16,14 @@ count; a negative class id (crowd region) becomes ``iscrowd`` 1 of category ``-i
 Shape shorthand: ``H, W`` image height and width in pixels, ``N`` instances.
 """
 
-import json
 import os
 
 import numpy as np
-import pycocotools.mask as mask_utils
-import skimage.io
+import PIL.Image
 import skimage.segmentation
+
+from mrcnn.files import atomic_open, write_json
+from siamese_mrcnn.coco import encode_masks
 
 ANNOTATION_FILE = "annotations.json"
 IMAGE_DIR = "images"
@@ -34,18 +35,6 @@ def _coco_bbox(mask):
     cols = np.flatnonzero(mask.any(axis=0))
     return [int(cols[0]), int(rows[0]), int(cols[-1] + 1 - cols[0]),
             int(rows[-1] + 1 - rows[0])]
-
-
-def _write_atomic(path, write):
-    """Call ``write(tmp_path)`` and move the result to ``path`` (never half-written)."""
-    root, ext = os.path.splitext(path)
-    tmp = f"{root}.tmp{os.getpid()}{ext}"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def export_coco(dataset, out_dir, image_ids=None):
@@ -88,23 +77,21 @@ def export_coco(dataset, out_dir, image_ids=None):
         masks, class_ids = dataset.load_mask(image_id)
         coco_id = image_id + 1
         file_name = f"{coco_id:06d}.png"
-        _write_atomic(os.path.join(image_dir, file_name),
-                      lambda p, im=image: skimage.io.imsave(p, im, check_contrast=False))
+        with atomic_open(os.path.join(image_dir, file_name), "wb") as f:
+            PIL.Image.fromarray(image).save(f, format="PNG")
         images.append({"id": coco_id, "file_name": file_name,
                        "height": int(image.shape[0]), "width": int(image.shape[1]),
                        "source": dataset.image_reference(image_id)})
         if masks.shape[-1] == 0:
             continue
-        rles = mask_utils.encode(np.asfortranarray(masks.astype(np.uint8)))
-        for k, rle in enumerate(rles):
+        for k, rle in enumerate(encode_masks(masks)):
             if not masks[..., k].any():
                 continue
             class_id = int(class_ids[k])
             annotations.append({
                 "id": len(annotations) + 1, "image_id": coco_id,
                 "category_id": abs(class_id),
-                "segmentation": {"size": [int(s) for s in rle["size"]],
-                                 "counts": rle["counts"].decode("ascii")},
+                "segmentation": rle,
                 "area": int(masks[..., k].sum()), "bbox": _coco_bbox(masks[..., k]),
                 "iscrowd": int(class_id < 0)})
 
@@ -118,12 +105,7 @@ def export_coco(dataset, out_dir, image_ids=None):
     document = {"info": info, "licenses": [], "categories": categories,
                 "images": images, "annotations": annotations}
     path = os.path.join(out_dir, ANNOTATION_FILE)
-
-    def write_json(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(document, f)
-
-    _write_atomic(path, write_json)
+    write_json(path, document, indent=None, sort_keys=False)
     return path
 
 

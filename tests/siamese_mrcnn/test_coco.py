@@ -1,9 +1,11 @@
 """CocoDataset: loading, masks (polygon / RLE / crowd), indices and the train/val division."""
 
+import json
 import os
 
 import numpy as np
 import pytest
+from pycocotools import mask as mask_utils
 
 from mrcnn.utils import ImageLoadError
 from siamese_mrcnn.coco import (CocoDataset, annotation_to_mask, coco_from_dict,
@@ -299,3 +301,20 @@ def test_coco_needs_exactly_one_annotation_file(tiny_coco):
     dataset.load_coco_file(tiny_coco["annotation_file"], tiny_coco["image_dir"])
     with pytest.raises(ValueError, match="has 2"):
         dataset.coco
+
+
+def test_encode_masks_round_trips_through_pycocotools():
+    from siamese_mrcnn.coco import encode_masks
+    masks = np.zeros((5, 7, 3), bool)
+    masks[1:4, 2:6, 0] = True
+    masks[0, 0, 1] = True          # one pixel; mask 2 stays empty
+    rles = encode_masks(masks)
+    assert [r["size"] for r in rles] == [[5, 7]] * 3
+    assert all(isinstance(r["counts"], str) for r in rles)  # JSON-ready
+    json.dumps(rles)
+    for k, rle in enumerate(rles):
+        decoded = mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()})
+        np.testing.assert_array_equal(decoded.astype(bool), masks[:, :, k])
+    assert encode_masks(np.zeros((5, 7, 0), bool)) == []
+    with pytest.raises(ValueError, match=r"\[H, W, N\]"):
+        encode_masks(np.zeros((5, 7), bool))
