@@ -336,20 +336,16 @@ class CocoDataset(utils.Dataset):
         """Number classes and images (see ``mrcnn.utils.Dataset.prepare``) and build
         ``category_image_index`` and ``image_category_index``."""
         super().prepare(class_map)
-        per_class = {int(c): [] for c in self.class_ids[1:]}
-        self.image_category_index = []
-        for index, info in enumerate(self.image_info):
-            present = set()
-            if self._is_coco_source(info["source"]):
-                for ann in info["annotations"]:
-                    if not ann.get("iscrowd", 0):
-                        present.add(self._class_id(info, ann))
-            present = np.array(sorted(present), dtype=np.int32)
-            self.image_category_index.append(present)
-            for class_id in present:
-                per_class[int(class_id)].append(index)
-        self.category_image_index = {c: np.array(v, dtype=np.int64)
-                                     for c, v in per_class.items()}
+        from siamese_mrcnn.references import index_categories
+
+        def present(image_id):
+            info = self.image_info[image_id]
+            if not self._is_coco_source(info["source"]):
+                return ()
+            return {self._class_id(info, ann) for ann in info["annotations"]
+                    if not ann.get("iscrowd", 0)}
+
+        index_categories(self, present)
 
     @property
     def coco(self):

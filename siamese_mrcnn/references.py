@@ -125,20 +125,40 @@ class ReferenceSource:
         return d
 
 
+def index_categories(dataset, present_classes):
+    """Build and store the two category indices of a one-shot dataset.
+
+    Args:
+        dataset: a prepared ``mrcnn.utils.Dataset``.
+        present_classes: ``(image_id) -> iterable of class ids`` with a non-crowd
+            instance in that image.
+
+    Sets and returns ``dataset.category_image_index``: {class id (every class of the
+    dataset but background): int64 image indices holding it, ascending}; also sets
+    ``dataset.image_category_index``: list over image indices of int32 ascending
+    class ids. References are drawn and queries chosen through these.
+    """
+    per_class = {int(c): [] for c in dataset.class_ids[1:]}
+    dataset.image_category_index = []
+    for image_id in dataset.image_ids:
+        present = np.array(sorted({int(c) for c in present_classes(int(image_id)) if c > 0}),
+                           dtype=np.int32)
+        dataset.image_category_index.append(present)
+        for class_id in present:
+            per_class.setdefault(int(class_id), []).append(int(image_id))
+    dataset.category_image_index = {c: np.array(v, dtype=np.int64)
+                                    for c, v in per_class.items()}
+    return dataset.category_image_index
+
+
 def ensure_category_index(dataset):
     """The dataset's ``category_image_index`` {class id: image indices with a
-    non-crowd instance}, built by scanning ``load_mask`` (and stored on the
-    dataset) when the dataset has none."""
+    non-crowd instance}; a dataset without one (any ``mrcnn.utils.Dataset``) gets
+    both indices by a scan of ``load_mask`` (:func:`index_categories`)."""
     index = getattr(dataset, "category_image_index", None)
     if index is None:
-        per_class = {int(c): [] for c in dataset.class_ids[1:]}
-        for image_id in dataset.image_ids:
-            _, class_ids = dataset.load_mask(image_id)
-            for c in np.unique(np.asarray(class_ids)):
-                if c > 0:
-                    per_class.setdefault(int(c), []).append(int(image_id))
-        index = {c: np.array(v, dtype=np.int64) for c, v in per_class.items()}
-        dataset.category_image_index = index
+        index = index_categories(
+            dataset, lambda image_id: np.asarray(dataset.load_mask(image_id)[1]))
     return index
 
 

@@ -371,19 +371,16 @@ class ProceduralOneShotDataset(utils.Dataset):
         Built from the layouts (no drawing).
         """
         super().prepare(class_map)
-        per_class = {int(c): [] for c in self.class_ids[1:]}
-        self.image_category_index = []
-        for image_id, info in enumerate(self.image_info):
-            present = set()
-            if info["source"] == SOURCE:
-                present = {self.map_source_class_id(f"{SOURCE}.{inst['class_id']}")
-                           for inst in info["instances"]}
-            present = np.array(sorted(present), dtype=np.int32)
-            self.image_category_index.append(present)
-            for class_id in present:
-                per_class[int(class_id)].append(image_id)
-        self.category_image_index = {c: np.array(v, dtype=np.int64)
-                                     for c, v in per_class.items()}
+        from siamese_mrcnn.references import index_categories
+
+        def present(image_id):
+            info = self.image_info[image_id]
+            if info["source"] != SOURCE:
+                return ()
+            return {self.map_source_class_id(f"{SOURCE}.{inst['class_id']}")
+                    for inst in info["instances"]}
+
+        index_categories(self, present)
 
 
 # ---------------------------------------------------------------------- CLI
