@@ -31,18 +31,19 @@ def main(argv=None):
     parser.add_argument("--name", default=None,
                         help="file name of the copy (default: the checkpoint's)")
     args = parser.parse_args(argv)
+    from mrcnn.config import RUN_CONFIG_FILE, run_config_path
     from mrcnn.weights import convert_weight_file
 
     if not os.path.isfile(args.checkpoint):
         parser.error(f"no such checkpoint file: {args.checkpoint}")
-    config = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "config.json")
-    if not os.path.isfile(config):
+    config = run_config_path(args.checkpoint)
+    if config is None:
         parser.error(f"{args.checkpoint}: no config.json beside it; the copy could not be "
                      f"rebuilt into the same model")
     os.makedirs(args.out_dir, exist_ok=True)
     target = os.path.join(args.out_dir, args.name or os.path.basename(args.checkpoint))
     before, after = convert_weight_file(args.checkpoint, target, args.dtype)
-    shutil.copyfile(config, os.path.join(args.out_dir, "config.json"))
+    shutil.copyfile(config, os.path.join(args.out_dir, RUN_CONFIG_FILE))
     print(f"{target}: {after / 1e6:.1f} MB ({args.dtype}; {before / 1e6:.1f} MB before)")
     return target
 

@@ -17,14 +17,13 @@ import os
 import tempfile
 import types
 
-from mrcnn.config import ConfigError
+from mrcnn.config import ConfigError, read_run_config
 from siamese_mrcnn.config import LargeConfig, SiameseConfig, SmallConfig
 
 logger = logging.getLogger(__name__)
 
 PRESETS = {"small": SmallConfig, "large": LargeConfig}
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
-RUN_CONFIG_FILE = "config.json"  # what MaskRCNN.train writes beside its checkpoints
 RUN_RECORD_FILE = "run.json"  # MaskRCNN.RUN_RECORD_FILE: parent, dataset, split
 
 
@@ -98,14 +97,6 @@ def coerce_setting(config_cls, key, value, text=None):
 
 
 # ------------------------------------------------------------------ configuration
-def run_config_path(weights_path):
-    """``config.json`` beside a checkpoint (written by training), or None."""
-    if not weights_path:
-        return None
-    path = os.path.join(os.path.dirname(os.path.abspath(weights_path)), RUN_CONFIG_FILE)
-    return path if os.path.isfile(path) else None
-
-
 def run_record(weights_path):
     """The ``run.json`` a training run wrote beside a checkpoint (its parent, dataset
     and class split), as a dict; None when there is none or it does not parse."""
@@ -158,18 +149,16 @@ def build_config(args, weights_path=None, extra=None):
     Returns (config, description of the base). Raises CliError for an invalid value.
     """
     preset_name = getattr(args, "config", None)
-    saved = None if preset_name else run_config_path(weights_path)
     try:
-        if saved:
-            with open(saved, encoding="utf-8") as f:
-                values = dict(json.load(f).get("config", {}))
-            base_cls, origin = SiameseConfig, f"the training run's {saved}"
-        else:
-            values = {}
-            base_cls = PRESETS[preset_name or "small"]
-            origin = f"the {preset_name or 'small'} preset"
-    except (OSError, ValueError, AttributeError) as e:
-        raise CliError(f"cannot read the run configuration {saved}: {e}") from None
+        values, saved = (None, None) if preset_name else read_run_config(weights_path)
+    except ConfigError as e:
+        raise CliError(str(e)) from None
+    if saved:
+        base_cls, origin = SiameseConfig, f"the training run's {saved}"
+    else:
+        values = {}
+        base_cls = PRESETS[preset_name or "small"]
+        origin = f"the {preset_name or 'small'} preset"
     reference = {**{k: getattr(base_cls, k) for k in dir(base_cls) if k.isupper()}, **values}
     size = getattr(args, "image_size", None)
     if size is not None:

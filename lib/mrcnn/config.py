@@ -443,3 +443,33 @@ def _to_jsonable(value):
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
+
+
+# ---------------------------------------------------------------------- run config files
+RUN_CONFIG_FILE = "config.json"  # what MaskRCNN.train writes beside its checkpoints
+
+
+def run_config_path(weights_path):
+    """The ``config.json`` a training run wrote beside the checkpoint ``weights_path``,
+    or None when there is none (or no path)."""
+    if not weights_path:
+        return None
+    path = os.path.join(os.path.dirname(os.path.abspath(weights_path)), RUN_CONFIG_FILE)
+    return path if os.path.isfile(path) else None
+
+
+def read_run_config(weights_path):
+    """(attribute values dict, path) of the ``config.json`` beside a checkpoint, or
+    (None, None) when there is none. ConfigError naming the file when it does not
+    parse. Build the configuration with ``SomeConfig.from_dict(values)``."""
+    path = run_config_path(weights_path)
+    if path is None:
+        return None, None
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        values = dict(data.get("config", data))
+    except (OSError, ValueError, AttributeError, TypeError) as e:
+        raise ConfigError(f"cannot read the run configuration {path}: {e}") from None
+    return values, path
+

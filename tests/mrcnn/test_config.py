@@ -111,3 +111,26 @@ def test_from_dict_rejects_unknown_keys_and_load_names_bad_file(tmp_path):
         NamedConfig.load(bad)
     with pytest.raises(FileNotFoundError, match="missing.json"):
         NamedConfig.load(tmp_path / "missing.json")
+
+
+def test_the_config_json_beside_a_checkpoint(tmp_path):
+    from mrcnn.config import read_run_config, run_config_path
+    checkpoint = tmp_path / "run" / "mask_rcnn_tiny_0002.h5"
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(b"")
+    assert run_config_path(str(checkpoint)) is None and run_config_path(None) is None
+    assert read_run_config(str(checkpoint)) == (None, None)
+
+    class Saved(Config):
+        NAME = "saved"
+        NUM_CLASSES = 3
+        IMAGES_PER_GPU = 1
+    Saved().save(str(checkpoint.parent / "config.json"), run={"backend": "jax"})
+    values, path = read_run_config(str(checkpoint))
+    assert path == str(checkpoint.parent / "config.json") == run_config_path(str(checkpoint))
+    assert values["NUM_CLASSES"] == 3 and values["IMAGES_PER_GPU"] == 1
+    rebuilt = Config.from_dict(values)
+    assert rebuilt.NUM_CLASSES == 3 and rebuilt.BATCH_SIZE == 1
+    (checkpoint.parent / "config.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="config.json"):
+        read_run_config(str(checkpoint))
