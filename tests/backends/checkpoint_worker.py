@@ -24,7 +24,7 @@ def query_and_reference():
 
 def build(model_dir):
     from siamese_mrcnn.model import SiameseMaskRCNN
-    from tests.siamese_mrcnn.tiny import TinySiameseConfig
+    from tests.configs import TinySiameseConfig
     return SiameseMaskRCNN("inference", TinySiameseConfig(), model_dir)
 
 

@@ -19,7 +19,7 @@ os.environ["KERAS_BACKEND"] = "jax"
 import keras  # noqa: E402
 
 from mrcnn.model import MaskRCNN  # noqa: E402
-from tests.mrcnn.tiny import DeterministicTinyConfig, shapes_dataset  # noqa: E402
+from tests.configs import DeterministicTinyConfig, shapes_dataset  # noqa: E402
 
 LAYERS = ("conv1", "fpn_p2", "mrcnn_class_logits", "mrcnn_bbox_fc")
 

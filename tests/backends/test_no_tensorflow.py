@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from tests.backend import BACKEND
-from tests.siamese_mrcnn.test_cli import TINY
+from tests.configs import TINY_CLI as TINY
 
 pytestmark = pytest.mark.skipif(BACKEND == "tensorflow",
                                 reason="the TensorFlow backend imports TensorFlow")

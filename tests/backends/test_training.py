@@ -12,7 +12,7 @@ import pytest
 
 from mrcnn.model import MaskRCNN
 from tests.backend import as_numpy, fill_weights
-from tests.mrcnn.tiny import DeterministicTinyConfig, shapes_dataset
+from tests.configs import DeterministicTinyConfig, shapes_dataset
 
 
 class SmallStepConfig(DeterministicTinyConfig):

@@ -20,7 +20,7 @@ tf.config.set_logical_device_configuration(
 
 
 from mrcnn.model import MaskRCNN  # noqa: E402
-from tests.mrcnn.tiny import DeterministicTinyConfig, shapes_dataset  # noqa: E402
+from tests.configs import DeterministicTinyConfig, shapes_dataset  # noqa: E402
 
 LAYERS = ("conv1", "fpn_p2", "mrcnn_class_logits", "mrcnn_bbox_fc")
 

@@ -13,10 +13,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from mrcnn.config import Config, ConfigError  # noqa: E402
+from mrcnn.config import ConfigError  # noqa: E402
 from mrcnn.layers.backbone import (BatchNorm, backbone_channels,  # noqa: E402
                                    build_fpn_model, build_resnet_model, fpn_graph,
                                    resnet_graph)
+from tests.configs import TinyConfig  # noqa: E402
 
 
 def expected_resnet_names(blocks):
@@ -300,22 +301,19 @@ def test_fpn_on_resnet18_takes_its_channels(resnet18):
         build_fpn_model(pyramid_size=8)(resnet18(image, training=False))
 
 
-class TinyResnet18Config(Config):
+class TinyResnet18Config(TinyConfig):
+    """The shared tiny config on a ResNet-18, narrower still, one class."""
+
     NAME = "tiny_resnet18"
     BACKBONE = "resnet18"
     NUM_CLASSES = 2
     IMAGES_PER_GPU = 1
-    IMAGE_MIN_DIM = 64
-    IMAGE_MAX_DIM = 64
-    RPN_ANCHOR_SCALES = (8, 16, 32, 64, 128)
     PRE_NMS_LIMIT = 200
     POST_NMS_ROIS_INFERENCE = 20
     TOP_DOWN_PYRAMID_SIZE = 16
     FPN_CLASSIF_FC_LAYERS_SIZE = 16
     MASK_HEAD_CONV_SIZE = 8
     DETECTION_MAX_INSTANCES = 5
-    # Untrained heads give class-1 scores near 1/2: keep them so masks are unmolded too.
-    DETECTION_MIN_CONFIDENCE = 0.0
 
 
 def test_config_accepts_basic_resnets_and_rejects_unknown_names():

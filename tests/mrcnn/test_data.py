@@ -12,19 +12,15 @@ import pytest
 import skimage.io
 
 from mrcnn import data, utils
-from mrcnn.config import Config
+from tests import configs
 from samples.shapes.shapes import ShapesDataset
 
 
-class TinyConfig(Config):
+class DataConfig(configs.TinyConfig):
+    """The shared tiny config with the data tests' own sampling sizes."""
+
     NAME = "tiny"
-    NUM_CLASSES = 1 + 3
-    IMAGES_PER_GPU = 2
-    IMAGE_MIN_DIM = 64
-    IMAGE_MAX_DIM = 64
-    RPN_ANCHOR_SCALES = (8, 16, 32, 64, 128)
     RPN_TRAIN_ANCHORS_PER_IMAGE = 32
-    MAX_GT_INSTANCES = 5
     MINI_MASK_SHAPE = (16, 16)
 
 
@@ -33,7 +29,7 @@ NUM_ANCHORS = 3 * (16 * 16 + 8 * 8 + 4 * 4 + 2 * 2 + 1)
 
 
 def make_config(**overrides):
-    return type("Cfg", (TinyConfig,), overrides)()
+    return type("Cfg", (DataConfig,), overrides)()
 
 
 def shapes_dataset(count=6, height=48, width=80, seed=1):

@@ -209,7 +209,7 @@ def test_config_carries_faithful_resampling_into_training_ground_truth():
 
 def test_model_molds_references_and_unmolds_masks_by_its_config(tmp_path):
     from siamese_mrcnn.model import SiameseMaskRCNN
-    from tests.siamese_mrcnn.tiny import TinySiameseConfig
+    from tests.configs import TinySiameseConfig
 
     config = type("FaithfulTiny", (TinySiameseConfig,), {"RESAMPLING": "faithful"})()
     model = SiameseMaskRCNN("inference", config, str(tmp_path))

@@ -19,7 +19,7 @@ import pytest
 from mrcnn import utils
 from mrcnn.model import MaskRCNN
 from samples.shapes.shapes import CLASS_COLOURS, ShapesDataset
-from tests.mrcnn.tiny import TinyConfig
+from tests.configs import TinyConfig
 
 STEPS = int(os.environ.get("MRCNN_LEARNING_STEPS", 300))
 MEASURED = {"steps": 300, "untrained": 0.0, "trained": 0.928}

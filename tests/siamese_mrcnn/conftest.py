@@ -14,7 +14,7 @@ import pytest
 import skimage.io
 from pycocotools import mask as mask_utils
 
-from siamese_mrcnn.config import SiameseConfig
+from tests.configs import TinySiameseConfig
 
 HEIGHT, WIDTH = 64, 96
 # COCO category id -> (name, colour); listed unsorted on purpose.
@@ -143,15 +143,12 @@ def tiny_dataset(tiny_coco):
     return dataset
 
 
-class TinyConfig(SiameseConfig):
+class TinyConfig(TinySiameseConfig):
     """Queries 64x96 -> padded 128x128 at scale 1; references padded to 32x32."""
 
     NAME = "tiny_one_shot"
     IMAGES_PER_GPU = 1
-    IMAGE_MIN_DIM = 64
     IMAGE_MAX_DIM = 128
-    TARGET_MIN_DIM = 24
-    TARGET_MAX_DIM = 32
 
 
 @pytest.fixture(scope="session")

@@ -25,18 +25,11 @@ from pycocotools import mask as mask_utils
 from siamese_mrcnn.cli import main
 from siamese_mrcnn.cli_inputs import CliError, build_config
 from siamese_mrcnn.config import SmallConfig
+from tests.configs import TINY_CLI
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# A CPU-sized model: 64 px queries, 32 px references, resnet18, narrow heads.
-TINY = ["--image-size", "64", "--reference-size", "32", "--backbone", "resnet18",
-        "--anchor-scales", "8,16,32,64,128",
-        "--set", "TOP_DOWN_PYRAMID_SIZE=32", "--set", "FPN_FEATUREMAPS=32",
-        "--set", "FPN_CLASSIF_FC_LAYERS_SIZE=32", "--set", "MASK_HEAD_CONV_SIZE=16",
-        "--set", "TRAIN_ROIS_PER_IMAGE=16", "--set", "POST_NMS_ROIS_TRAINING=64",
-        "--set", "POST_NMS_ROIS_INFERENCE=32", "--set", "PRE_NMS_LIMIT=512",
-        "--set", "MAX_GT_INSTANCES=5", "--set", "DETECTION_MAX_INSTANCES=8",
-        "--set", "MINI_MASK_SHAPE=[14,14]", "--set", "RPN_TRAIN_ANCHORS_PER_IMAGE=64"]
+TINY = TINY_CLI  # the CPU-sized model of every CLI test
 
 
 def data_flags(tiny_coco):

@@ -6,9 +6,9 @@ import pytest
 from mrcnn import utils
 from mrcnn.data import unmold_image
 from samples.shapes import ShapesConfig, ShapesDataset
-from siamese_mrcnn.config import SiameseConfig
 from siamese_mrcnn.data import OneShotDataGenerator
 from siamese_mrcnn.references import crop_reference
+from tests.configs import TinySiameseConfig
 
 from .conftest import CATEGORIES, CONTIGUOUS
 
@@ -17,18 +17,11 @@ KEYS = ("input_image", "input_image_meta", "input_rpn_match", "input_rpn_bbox",
         "input_gt_class_ids", "input_gt_boxes", "input_gt_masks", "input_reference_images")
 
 
-class DataConfig(SiameseConfig):
-    """64x64 queries, 32x32 references, 5 ground-truth slots."""
+class DataConfig(TinySiameseConfig):
+    """The shared tiny Siamese config with the data tests' own sampling sizes."""
 
     NAME = "one_shot_data_test"
-    IMAGES_PER_GPU = 2
-    IMAGE_MIN_DIM = 64
-    IMAGE_MAX_DIM = 64
-    TARGET_MIN_DIM = 24
-    TARGET_MAX_DIM = 32
-    RPN_ANCHOR_SCALES = (8, 16, 32, 64, 128)
     RPN_TRAIN_ANCHORS_PER_IMAGE = 32
-    MAX_GT_INSTANCES = 5
     MINI_MASK_SHAPE = (16, 16)
 
 

@@ -21,7 +21,7 @@ from mrcnn import utils
 from samples.shapes.shapes import CLASS_COLOURS, SHAPE_KINDS, ShapesDataset
 from siamese_mrcnn.model import SiameseMaskRCNN
 from siamese_mrcnn.references import sample_references
-from tests.siamese_mrcnn.tiny import TinySiameseConfig
+from tests.configs import TinySiameseConfig
 
 STEPS = int(os.environ.get("SIAMESE_LEARNING_STEPS", 360))
 # Calibration run (2-core CPU shared with another job, 360 steps, seed 0, 236 s).

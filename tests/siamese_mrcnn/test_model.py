@@ -23,7 +23,7 @@ from siamese_mrcnn.data import OneShotDataGenerator
 from siamese_mrcnn.model import LEVELS, MATCHED_CHANNELS, SiameseMaskRCNN
 from siamese_mrcnn.references import resize_reference
 from tests.backend import as_numpy, fill_weights
-from tests.siamese_mrcnn.tiny import TinySiameseConfig, TinyThreeShotConfig, shapes_dataset
+from tests.configs import TinySiameseConfig, TinyThreeShotConfig, shapes_dataset
 
 LOSSES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss",
           "mrcnn_mask_loss")
