@@ -19,10 +19,8 @@ os.environ["KERAS_BACKEND"] = "jax"
 import keras  # noqa: E402
 
 from mrcnn.model import MaskRCNN  # noqa: E402
+from tests.backend import train_one_step  # noqa: E402
 from tests.configs import DeterministicTinyConfig, shapes_dataset  # noqa: E402
-
-LAYERS = ("conv1", "fpn_p2", "mrcnn_class_logits", "mrcnn_bbox_fc")
-
 
 class SingleDevice(DeterministicTinyConfig):
     NAME = "single"
@@ -39,15 +37,6 @@ class TwoDevices(SingleDevice):
     IMAGES_PER_GPU = 1
 
 
-def run(model, dataset):
-    """Train one step; return losses and each checked layer's kernel update."""
-    before = {name: model.keras_model.get_layer(name).get_weights()[0] for name in LAYERS}
-    history = model.train(dataset, None, 1.0, 1, "all", seed=0, verbose=0).history
-    after = {name: model.keras_model.get_layer(name).get_weights()[0] for name in LAYERS}
-    return {"losses": {k: float(v[0]) for k, v in history.items()},
-            "updates": {k: (after[k] - before[k]).ravel().tolist() for k in LAYERS}}
-
-
 def main():
     keras.utils.set_random_seed(0)
     dataset = shapes_dataset(count=2, seed=5)
@@ -56,7 +45,7 @@ def main():
         single = MaskRCNN("training", SingleDevice(), tmp)
         init = os.path.join(tmp, "init.h5")
         single.save_weights(init)
-        out["single"] = run(single, dataset)
+        out["single"] = train_one_step(single, dataset, 1.0)
         keras.distribution.set_distribution(
             keras.distribution.DataParallel(devices=keras.distribution.list_devices()))
         parallel = MaskRCNN("training", TwoDevices(), tmp)
@@ -64,7 +53,7 @@ def main():
         parallel.set_log_dir()
         kernel = parallel.keras_model.get_layer("conv1").kernel.value
         out["kernel_devices"] = len(kernel.sharding.device_set)
-        out["parallel"] = run(parallel, dataset)
+        out["parallel"] = train_one_step(parallel, dataset, 1.0)
     print("RESULT " + json.dumps(out))
 
 

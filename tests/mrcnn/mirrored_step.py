@@ -20,10 +20,8 @@ tf.config.set_logical_device_configuration(
 
 
 from mrcnn.model import MaskRCNN  # noqa: E402
+from tests.backend import train_one_step  # noqa: E402
 from tests.configs import DeterministicTinyConfig, shapes_dataset  # noqa: E402
-
-LAYERS = ("conv1", "fpn_p2", "mrcnn_class_logits", "mrcnn_bbox_fc")
-
 
 class SingleDevice(DeterministicTinyConfig):
     NAME = "single"
@@ -36,15 +34,6 @@ class TwoReplicas(SingleDevice):
     NAME = "mirrored"
     GPU_COUNT = 2
     IMAGES_PER_GPU = 1
-
-
-def run(model, dataset):
-    """Train one step; return losses and each checked layer's kernel update."""
-    before = {name: model.keras_model.get_layer(name).get_weights()[0] for name in LAYERS}
-    history = model.train(dataset, None, 0.002, 1, "all", seed=0, verbose=0).history
-    after = {name: model.keras_model.get_layer(name).get_weights()[0] for name in LAYERS}
-    return {"losses": {k: float(v[0]) for k, v in history.items()},
-            "updates": {k: (after[k] - before[k]).ravel().tolist() for k in LAYERS}}
 
 
 def main():
@@ -61,8 +50,8 @@ def main():
         mirrored.load_weights(init, by_name=True)
         mirrored.set_log_dir()
         out["replicas"] = strategy.num_replicas_in_sync
-        out["single"] = run(single, dataset)
-        out["mirrored"] = run(mirrored, dataset)
+        out["single"] = train_one_step(single, dataset, 0.002)
+        out["mirrored"] = train_one_step(mirrored, dataset, 0.002)
     print("RESULT " + json.dumps(out))
 
 
