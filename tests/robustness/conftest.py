@@ -16,7 +16,8 @@ from siamese_mrcnn.cli import main
 from tests.configs import TINY_CLI
 # Fixtures of the one-shot tests, registered here by import.
 from tests.siamese_mrcnn.conftest import (  # noqa: F401
-    TinyConfig, build_tiny_coco, tiny_coco, tiny_config, tiny_dataset)
+    TinyConfig, build_tiny_coco, data_flags, image_path, run_error, tiny_coco, tiny_config,
+    tiny_dataset)
 
 TINY = TINY_CLI  # a CPU-sized model for the CLI (tests/configs.py)
 
@@ -24,25 +25,6 @@ TINY = TINY_CLI  # a CPU-sized model for the CLI (tests/configs.py)
 # heads near their initial state (they then match some proposals).
 QUICK = ["--steps-per-epoch", "1", "--validation-steps", "0", "--images-per-gpu", "1",
          "--lr", "1e-9", "--seed", "3", "--schedule", "quick", "--heads-epochs", "0"]
-
-
-def data_flags(tiny_coco):
-    return ["--annotations", tiny_coco["annotation_file"], "--images", tiny_coco["image_dir"]]
-
-
-def image_path(tiny_coco, coco_id):
-    return os.path.join(tiny_coco["image_dir"], f"img_{coco_id:04d}.png")
-
-
-def run_error(capsys, argv):
-    """Run main expecting a user error: exit status 2 and exactly one stderr line."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
 
 
 def write_annotations(path, data):

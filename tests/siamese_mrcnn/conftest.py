@@ -154,3 +154,26 @@ class TinyConfig(TinySiameseConfig):
 @pytest.fixture(scope="session")
 def tiny_config():
     return TinyConfig()
+
+
+# ------------------------------------------------------------------ command-line helpers
+def data_flags(tiny_coco):
+    """The CLI flags that select the tiny COCO-format dataset."""
+    return ["--annotations", tiny_coco["annotation_file"], "--images", tiny_coco["image_dir"]]
+
+
+def image_path(tiny_coco, coco_id):
+    return os.path.join(tiny_coco["image_dir"], f"img_{coco_id:04d}.png")
+
+
+def run_error(capsys, argv):
+    """Run the CLI's main expecting a user error: exit status 2 and exactly one
+    stderr line, returned."""
+    from siamese_mrcnn.cli import main
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]

@@ -26,29 +26,11 @@ from siamese_mrcnn.cli import main
 from siamese_mrcnn.cli_inputs import CliError, build_config
 from siamese_mrcnn.config import SmallConfig
 from tests.configs import TINY_CLI
+from tests.siamese_mrcnn.conftest import data_flags, image_path, run_error
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 TINY = TINY_CLI  # the CPU-sized model of every CLI test
-
-
-def data_flags(tiny_coco):
-    return ["--annotations", tiny_coco["annotation_file"], "--images", tiny_coco["image_dir"]]
-
-
-def image_path(tiny_coco, coco_id):
-    return os.path.join(tiny_coco["image_dir"], f"img_{coco_id:04d}.png")
-
-
-def run_error(capsys, argv):
-    """Run main expecting a user error: exit status 2 and exactly one stderr line."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
 
 
 # ------------------------------------------------------------------ help
