@@ -392,7 +392,7 @@ def _add_export(sub):
         description="Write the model with its whole inference path, pre- and "
                     "post-processing included, as a TensorFlow SavedModel or an ONNX file. "
                     "Signature 'serve': image uint8 [H, W, 3] and references uint8 "
-                    "[S, h, w, 3] (any sizes, one or more crops) in; boxes int32 [N, 4] "
+                    "[S, h, w, 3] (one or more crops, any size) in; boxes int32 [N, 4] "
                     "(y1, x1, y2, x2 query pixels, y2/x2 exclusive), class_ids int32 [N], "
                     "scores float32 [N], masks bool [N, H, W] and count int32 out, as "
                     "detect() gives them. Needs the TensorFlow backend; ONNX also needs "

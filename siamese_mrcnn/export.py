@@ -51,6 +51,13 @@ cases; the remaining difference is the float round-off of bilinear weights, whic
 can move a resized pixel by one grey level (measured in ``tests/siamese_mrcnn/
 test_export.py``).
 
+What the graph does not check (``detect()`` raises instead): S must be at least 1;
+crops below 8x8 pixels (``references.MIN_REFERENCE_SIZE``) are resized like any
+other, though they carry little more than a colour; ``reference_sizes`` must lie in
+1..h_max and 1..w_max. The number of references is free (the config's NUM_TARGETS
+only shapes ``detect()``'s input). Masks are resampled in float64 for the N kept
+detections only: about 8 x N x H x W bytes of working memory per query.
+
 Only IMAGE_RESIZE_MODE "square" (fixed molded size) and RESAMPLING "corrected"
 can be exported. Export runs on the TensorFlow backend (a SavedModel is a
 TensorFlow artifact, and the ONNX file is converted from it by tf2onnx: ``pip
@@ -284,6 +291,9 @@ def check_exportable(config):
     if resampling != "corrected":
         raise ExportError(f"export implements RESAMPLING 'corrected' only, got "
                           f"{resampling!r}; set RESAMPLING = 'corrected'")
+    if config.IMAGE_CHANNEL_COUNT != 3:
+        raise ExportError(f"the serving signature takes RGB images: IMAGE_CHANNEL_COUNT must "
+                          f"be 3, got {config.IMAGE_CHANNEL_COUNT}")
     if getattr(config, "DTYPE_POLICY", "float32") != "float32":
         raise ExportError(f"export needs DTYPE_POLICY 'float32', got {config.DTYPE_POLICY!r}")
 
