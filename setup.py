@@ -4,6 +4,7 @@ CPU (tests, CI, laptops):   pip install -e ".[test]"
 NVIDIA GPU on Linux:        pip install -e ".[gpu]"   (TensorFlow's CUDA build)
 Other Keras backends:       pip install -e ".[jax]"   or   pip install -e ".[torch]"
                             (then KERAS_BACKEND=jax / torch, or --backend)
+ONNX export and runtime:    pip install -e ".[export]"   (siamese-mrcnn export --format onnx)
 """
 from setuptools import setup
 
@@ -49,6 +50,10 @@ setup(
         "jax": ["jax>=0.4.34"],
         # The PyTorch backend; torchvision supplies its NMS and ROI-align kernels.
         "torch": ["torch>=2.4", "torchvision>=0.19"],
+        # siamese-mrcnn export --format onnx: Keras converts the TensorFlow graph with
+        # tf2onnx (1.17 is the first without a protobuf 3 pin, which TF 2.21 cannot
+        # use); onnxruntime runs the file (and the export test).
+        "export": ["tf2onnx>=1.17", "onnx>=1.16", "onnxruntime>=1.17"],
         "test": ["pytest>=8", "hypothesis", "nbclient", "nbformat", "ipykernel"],
     },
     entry_points={"console_scripts": ["siamese-mrcnn=siamese_mrcnn.cli:main"]},

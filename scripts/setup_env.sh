@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create (once) the project's virtual environment in .venv and install the project
 # into it with the extras in $EXTRAS (default "test"). Sourced by scripts/test.sh
-# (EXTRAS="test,jax,torch": the suite runs on all three Keras backends) and
+# (EXTRAS="test,jax,torch,export": the suite runs on all three Keras backends and
+# tests the ONNX export) and
 # scripts/demo.sh. Re-installs only when setup.py or the extras changed since the
 # last install. Override the interpreter with PYTHON=/path/to/python3.11.
 set -euo pipefail

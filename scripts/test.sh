@@ -8,7 +8,7 @@
 # (default "tensorflow jax torch").
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-EXTRAS="${EXTRAS:-test,jax,torch}" source "$repo/scripts/setup_env.sh"
+EXTRAS="${EXTRAS:-test,jax,torch,export}" source "$repo/scripts/setup_env.sh"
 cd "$repo"
 status=0
 for backend in ${TEST_BACKENDS:-tensorflow jax torch}; do

@@ -1,11 +1,12 @@
-"""The ``siamese-mrcnn`` command line: ``train``, ``evaluate`` and ``detect``.
+"""The ``siamese-mrcnn`` command line: ``train``, ``evaluate``, ``detect`` and ``export``.
 
     siamese-mrcnn train --coco-dir /data/coco --split 1 --config small \\
         --weights imagenet --imagenet-weights resnet50_imagenet.h5
     siamese-mrcnn evaluate --coco-dir /data/coco --split 1 --weights last --runs 5
     siamese-mrcnn detect --weights last --image query.jpg --reference cat.jpg
+    siamese-mrcnn export --weights last --output exported --format savedmodel
 
-Also ``python -m siamese_mrcnn`` and ``scripts/{train,evaluate,detect}.py``.
+Also ``python -m siamese_mrcnn`` and ``scripts/{train,evaluate,detect,export}.py``.
 :func:`main` parses the arguments (without importing TensorFlow, so ``--help`` and
 argument mistakes are instant) and runs :mod:`siamese_mrcnn.commands`. A user
 mistake (missing file, unknown split or class, undecodable image, weights that do
@@ -160,7 +161,8 @@ def _add_config_options(parser, command):
            "evaluate": "GPU_COUNT = 1, RESAMPLING = --mode, the DETECTION_MIN_CONFIDENCE "
                        "of --mode corrected",
            "detect": "GPU_COUNT = IMAGES_PER_GPU = 1, NUM_TARGETS = number of "
-                     "references"}[command]
+                     "references",
+           "export": "GPU_COUNT = IMAGES_PER_GPU = 1, RESAMPLING = corrected"}[command]
         + ") wins over both. The effective configuration is printed.")
     g.add_argument("--config", choices=sorted(PRESETS),
                    help="the paper's preset: small (1 GPU x 12 images, queries 400-512 "
@@ -168,7 +170,7 @@ def _add_config_options(parser, command):
                         "800-1024 px, references 150-192 px)")
     g.add_argument("--name", help="config NAME: names run folders and is what --weights "
                                   "last looks for (default: the preset's NAME)")
-    if command != "detect":
+    if command not in ("detect", "export"):
         g.add_argument("--images-per-gpu", type=_positive_int, metavar="N",
                        help="IMAGES_PER_GPU: " + ("images per replica and step"
                                                   if command == "train" else
@@ -188,7 +190,7 @@ def _add_config_options(parser, command):
                         "TARGET_MIN_DIM scaled with it (96 -> 75 in small)")
     g.add_argument("--backbone", choices=BACKBONES,
                    help="ResNet depth (the paper: resnet50; resnet18/34 for CPU-sized runs)")
-    if command != "detect":
+    if command not in ("detect", "export"):
         g.add_argument("--shots", type=_positive_int, metavar="K",
                        help="references per query, NUM_TARGETS (k-shot; default: the "
                             "base configuration's, 1 in the presets)")
@@ -208,7 +210,7 @@ def _add_config_options(parser, command):
 def _add_weights_options(parser, command):
     g = parser.add_argument_group("weights and run folders")
     # evaluate --merge scores finished shards and needs no weights: checked there.
-    required = command == "detect"
+    required = command in ("detect", "export")
     if command == "train":
         g.add_argument("--weights", default="imagenet", metavar="{imagenet,last,none,PATH}",
                        help="starting point: 'imagenet' (a ResNet backbone file given by "
@@ -384,16 +386,47 @@ def _add_detect(sub):
     p.set_defaults(command="detect")
 
 
+def _add_export(sub):
+    p = sub.add_parser(
+        "export", help="export a trained model for serving (SavedModel or ONNX)",
+        description="Write the model with its whole inference path, pre- and "
+                    "post-processing included, as a TensorFlow SavedModel or an ONNX file. "
+                    "Signature 'serve': image uint8 [H, W, 3] and references uint8 "
+                    "[S, h, w, 3] (one or more crops, any size) in; boxes int32 [N, 4] "
+                    "(y1, x1, y2, x2 query pixels, y2/x2 exclusive), class_ids int32 [N], "
+                    "scores float32 [N], masks bool [N, H, W] and count int32 out, as "
+                    "detect() gives them. Needs the TensorFlow backend; ONNX also needs "
+                    "pip install -e '.[export]' (tf2onnx). See README, 'Serving'.")
+    g = p.add_argument_group("output")
+    g.add_argument("--output", required=True, metavar="DIR",
+                   help="a new folder: the SavedModel itself (load it with "
+                        "tf.saved_model.load(DIR)), or for onnx DIR/model.onnx; "
+                        "export.json beside them records the weights, configuration and "
+                        "signature. An existing non-empty folder is refused")
+    g.add_argument("--format", choices=("savedmodel", "onnx"), default="savedmodel",
+                   help="savedmodel (endpoints serve and serve_padded, for crops of "
+                        "different sizes) or onnx (the serve signature). Default "
+                        "savedmodel")
+    g.add_argument("--min-confidence", type=_fraction, metavar="P",
+                   help="DETECTION_MIN_CONFIDENCE built into the graph: drop detections "
+                        "scoring below P (default: the configuration's)")
+    _add_config_options(p, "export")
+    _add_weights_options(p, "export")
+    p.set_defaults(command="export")
+
+
 def build_parser():
     """The argparse parser of ``siamese-mrcnn`` with its three sub-commands."""
     parser = _Parser(prog=PROG, description="Siamese Mask R-CNN: one-shot instance "
-                                            "segmentation (train, evaluate, detect).")
-    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,detect}",
+                                            "segmentation (train, evaluate, detect, "
+                                            "export).")
+    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,detect,export}",
                                 parser_class=_Parser)
     sub.required = True
     _add_train(sub)
     _add_evaluate(sub)
     _add_detect(sub)
+    _add_export(sub)
     for command in sub.choices.values():
         command.add_argument(
             "--backend", choices=BACKENDS,
@@ -450,7 +483,8 @@ def main(argv=None):
         from mrcnn.utils import ImageLoadError
         try:
             runner = {"train": commands.run_train, "evaluate": commands.run_evaluate,
-                      "detect": commands.run_detect}[args.command]
+                      "detect": commands.run_detect,
+                      "export": commands.run_export}[args.command]
             runner(args)
         except ImageLoadError as e:  # an image of a dataset (annotations) does not decode
             raise CliError(str(e)) from None

@@ -1,4 +1,5 @@
-"""What ``siamese-mrcnn train``, ``evaluate`` and ``detect`` do with parsed arguments.
+"""What ``siamese-mrcnn train``, ``evaluate``, ``detect`` and ``export`` do with parsed
+arguments.
 
 Each ``run_*`` checks the arguments and reads every input (datasets, images) before
 TensorFlow is imported and a model is built, so mistakes fail fast with a
@@ -597,3 +598,88 @@ def run_detect(args):
     png_path = os.path.join(args.output_dir, "detections.png")
     detection_figure(query, crops, result, png_path)
     print(f"{len(result['scores'])} detection(s); wrote {json_path} and {png_path}")
+
+
+# ------------------------------------------------------------------ export
+EXPORT_RECORD = "export.json"  # written beside the exported model
+ONNX_FILE = "model.onnx"
+
+
+def _check_export_output(path):
+    """CliError unless ``path`` is a new folder (or an empty one) whose parent exists."""
+    if os.path.isfile(path) or (os.path.isdir(path) and os.listdir(path)):
+        raise CliError(f"--output {path} exists and is not an empty folder; choose a new "
+                       f"folder (an export never overwrites files)")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise CliError(f"--output {path}: its parent folder {parent} does not exist")
+
+
+def run_export(args):
+    """Export for serving (:mod:`siamese_mrcnn.export`): into a temporary folder beside
+    ``--output``, renamed into place once complete, so an interrupted export leaves
+    no half-written model."""
+    import importlib.util
+    import secrets
+    import shutil
+
+    from mrcnn.backends import requested_backend
+    backend = requested_backend()
+    if backend != "tensorflow":
+        raise CliError(f"export writes a TensorFlow graph (the SavedModel, from which the "
+                       f"ONNX file is converted), so it runs on the TensorFlow backend, not "
+                       f"{backend!r}: run it with --backend tensorflow (weights trained on "
+                       f"any backend load there)")
+    if args.format == "onnx":
+        missing = [m for m in ("tf2onnx", "onnx") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise CliError(f"--format onnx needs {' and '.join(missing)}: pip install -e "
+                           f"'.[export]'")
+    _check_export_output(args.output)
+    _, weights_path = resolve_weights(args.weights, args.logs, _preset_name(args), "export")
+    extra = {"GPU_COUNT": 1, "IMAGES_PER_GPU": 1, "RESAMPLING": "corrected"}
+    if args.min_confidence is not None:
+        extra["DETECTION_MIN_CONFIDENCE"] = args.min_confidence
+    config, origin = build_config(args, weights_path, extra=extra)
+    from siamese_mrcnn import export as serving
+    try:
+        serving.check_exportable(config)
+    except serving.ExportError as e:
+        raise CliError(str(e)) from None
+    print(f"configuration (from {origin} and the flags):")
+    config.display()
+    model = _inference_model(config, args.logs, weights_path, origin)
+
+    from siamese_mrcnn.evaluation import weights_fingerprint
+    output = os.path.abspath(args.output)
+    # os.mkdir, unlike tempfile.mkdtemp (0700), gives the umask's permissions, so
+    # teammates can read the export as they read checkpoints.
+    staging = f"{output}.{secrets.token_hex(4)}.tmp"
+    os.mkdir(staging)
+    try:
+        if args.format == "savedmodel":
+            serving.export_savedmodel(model, staging)
+            target = output
+        else:
+            serving.export_onnx(model, os.path.join(staging, ONNX_FILE))
+            target = os.path.join(output, ONNX_FILE)
+        import keras
+        record = {"format": args.format, "model": target,
+                  "weights": weights_fingerprint(weights_path),
+                  "endpoints": (["serve", "serve_padded"] if args.format == "savedmodel"
+                                else ["serve"]),
+                  "signature": serving.SIGNATURE,
+                  "versions": {"keras": keras.version(), "backend": backend},
+                  "config": config.to_dict()}
+        with open(os.path.join(staging, EXPORT_RECORD), "w", encoding="utf-8") as f:
+            json.dump(record, f, indent=1)
+        if os.path.isdir(output):
+            os.rmdir(output)  # empty (checked): the complete export takes its place
+        os.replace(staging, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    what = ("a SavedModel: tf.saved_model.load(DIR).serve(image, references)"
+            if args.format == "savedmodel" else
+            f"an ONNX file: onnxruntime.InferenceSession('{target}')")
+    print(f"exported {weights_path} to {output} ({what}; signature in "
+          f"{os.path.join(output, EXPORT_RECORD)})")

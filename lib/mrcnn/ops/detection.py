@@ -10,6 +10,18 @@ from mrcnn.ops import native
 from mrcnn.ops.boxes import apply_box_deltas, clip_boxes
 
 
+def _argmax_last(x):
+    """int32 index of the first maximum along the last (static) axis, like
+    ``ops.argmax``. Written with comparisons because on TensorFlow ``ops.argmax``
+    tests the sign bit of zeros with Bitcast and BitwiseAnd, which tf2onnx cannot
+    convert, and this op is part of the exported serving graph
+    (:mod:`siamese_mrcnn.export`)."""
+    size = x.shape[-1]
+    best = ops.max(x, axis=-1, keepdims=True)
+    index = ops.arange(size, dtype="int32")
+    return ops.min(ops.where(x == best, index, size), axis=-1)
+
+
 def refine_detections(rois, probs, deltas, window, bbox_std_dev, min_confidence,
                       max_instances, nms_threshold):
     """Refine, filter and suppress classified ROIs into at most D detections per image.
@@ -44,7 +56,7 @@ def refine_detections(rois, probs, deltas, window, bbox_std_dev, min_confidence,
         # Only background: nothing can be detected.
         return ops.zeros((ops.shape(rois)[0], max_instances, 6), dtype="float32")
 
-    class_ids = ops.cast(ops.argmax(probs, axis=-1), "int32")  # [B, R]
+    class_ids = _argmax_last(probs)  # [B, R]
     scores = ops.take_along_axis(probs, class_ids[..., None], axis=-1)[..., 0]
     class_deltas = ops.take_along_axis(deltas, class_ids[..., None, None], axis=2)[:, :, 0]
     boxes = apply_box_deltas(rois, class_deltas * ops.convert_to_tensor(bbox_std_dev,

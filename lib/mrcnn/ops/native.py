@@ -298,7 +298,9 @@ def _tf_batched_nms(boxes, scores, size, threshold, valid, classes, num_classes)
     import tensorflow as tf
     # One score column per class; a candidate scores -inf in every other column and
     # everywhere when invalid, and the lowest float threshold drops exactly those.
-    in_class = tf.one_hot(classes, num_classes, on_value=True, off_value=False)
+    # A comparison, not a boolean tf.one_hot: tf2onnx converts one_hot of rank-1
+    # indices only, and this op is part of the exported serving graph.
+    in_class = tf.equal(classes[..., None], tf.range(num_classes, dtype=classes.dtype))
     class_scores = tf.where(in_class & valid[..., None], scores[..., None], float("-inf"))
     result = tf.image.combined_non_max_suppression(
         boxes[:, :, None, :], class_scores, max_output_size_per_class=size,
