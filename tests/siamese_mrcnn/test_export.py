@@ -47,7 +47,7 @@ from siamese_mrcnn import export as serving
 from siamese_mrcnn.cli import main
 from siamese_mrcnn.model import SiameseMaskRCNN
 from tests.backend import fill_weights
-from tests.siamese_mrcnn.tiny import TinySiameseConfig, shapes_dataset
+from tests.configs import TinySiameseConfig, shapes_dataset
 
 BOX_TOLERANCE_PX = 1
 BOX_COORDINATES_OFF = 1 / 20  # at most this fraction of coordinates differ at all
