@@ -20,10 +20,10 @@
 #   5. trains the procedural demo for GPU_CHECK_DEMO_MINUTES (3) minutes on JAX and
 #      prints the loss of its first and last steps, then evaluates it briefly.
 #
-# Settings (environment): GPU_CHECK_SIZE (1024), GPU_CHECK_REPEATS (3),
+# Settings (environment): GPU_CHECK_SIZE (1024), GPU_CHECK_REPEATS (2),
 # GPU_CHECK_DEMO_MINUTES (3), GPU_CHECK_BENCH_BACKENDS (jax,torchvision),
-# GPU_CHECK_TEST_BACKENDS (jax torch), GPU_CHECK_BENCH_TIMEOUT (180 s for each of the
-# two benchmark runs), GPU_CHECK_DEMO_TIMEOUT (360 s), GPU_CHECK_SKIP_WHEELS (set:
+# GPU_CHECK_TEST_BACKENDS (jax torch), GPU_CHECK_BENCH_TIMEOUT (150 s for each of the
+# two benchmark runs), GPU_CHECK_DEMO_TIMEOUT (300 s), GPU_CHECK_SKIP_WHEELS (set:
 # ignore .whl/),
 # OUT (folder for the logs and JSON files; default gpu_check_out). On a CPU the
 # same script runs (slowly), e.g. GPU_CHECK_SKIP_WHEELS=1 GPU_CHECK_SIZE=256
@@ -51,12 +51,12 @@ fi
 out="${OUT:-$repo/gpu_check_out}"
 mkdir -p "$out"
 size="${GPU_CHECK_SIZE:-1024}"
-repeats="${GPU_CHECK_REPEATS:-3}"
+repeats="${GPU_CHECK_REPEATS:-2}"
 minutes="${GPU_CHECK_DEMO_MINUTES:-3}"
 bench_backends="${GPU_CHECK_BENCH_BACKENDS:-jax,torchvision}"
 test_backends="${GPU_CHECK_TEST_BACKENDS:-jax torch}"
-bench_timeout="${GPU_CHECK_BENCH_TIMEOUT:-180}"
-demo_timeout="${GPU_CHECK_DEMO_TIMEOUT:-360}"
+bench_timeout="${GPU_CHECK_BENCH_TIMEOUT:-150}"
+demo_timeout="${GPU_CHECK_DEMO_TIMEOUT:-300}"
 export PYTHONUNBUFFERED=1 MPLBACKEND=Agg TF_CPP_MIN_LOG_LEVEL=2
 # JAX takes 75% of the GPU at start by default; the benchmark runs torchvision in
 # another process on the same GPU.
@@ -133,7 +133,7 @@ timeout "$bench_timeout" "$python" scripts/benchmark.py --size "$size" --repeats
 
 phase "5. procedural demo: $minutes minutes of training on JAX (compiling included)"
 timeout "$demo_timeout" "$python" scripts/demo.py --backend jax --minutes "$minutes" \
-  --eval-images 20 --output-dir "$out/demo" --figures-dir "$out/demo" 2>&1 \
+  --eval-images 10 --output-dir "$out/demo" --figures-dir "$out/demo" 2>&1 \
   | tee "$out/demo.log" | grep -v "^training" | tail -n 30
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
