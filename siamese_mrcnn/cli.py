@@ -163,9 +163,12 @@ def _add_config_options(parser, command):
                      "references"}[command]
         + ") wins over both. The effective configuration is printed.")
     g.add_argument("--config", choices=sorted(PRESETS),
-                   help="the paper's preset: small (1 GPU x 12 images, queries 400-512 "
-                        "px, references 75-96 px) or large (4 GPUs x 3 images, queries "
-                        "800-1024 px, references 150-192 px)")
+                   help="a preset: the paper's small (1 GPU x 12 images, queries "
+                        "400-512 px, references 75-96 px) or large (4 GPUs x 3 images, "
+                        "queries 800-1024 px, references 150-192 px); the demo's demo "
+                        "(8 images, 128 px queries, 48-64 px references, quarter-width "
+                        "ResNet-18: minutes on a CPU) or quick (2 images, 64 px, a smoke "
+                        "test)")
     g.add_argument("--name", help="config NAME: names run folders and is what --weights "
                                   "last looks for (default: the preset's NAME)")
     if command != "detect":
