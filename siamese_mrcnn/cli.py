@@ -1,11 +1,12 @@
-"""The ``siamese-mrcnn`` command line: ``train``, ``evaluate`` and ``detect``.
+"""The ``siamese-mrcnn`` command line: ``train``, ``evaluate``, ``detect`` and ``demo``.
 
     siamese-mrcnn train --coco-dir /data/coco --split 1 --config small \\
         --weights imagenet --imagenet-weights resnet50_imagenet.h5
     siamese-mrcnn evaluate --coco-dir /data/coco --split 1 --weights last --runs 5
     siamese-mrcnn detect --weights last --image query.jpg --reference cat.jpg
+    siamese-mrcnn demo --quick
 
-Also ``python -m siamese_mrcnn`` and ``scripts/{train,evaluate,detect}.py``.
+Also ``python -m siamese_mrcnn`` and ``scripts/{train,evaluate,detect,demo}.py``.
 :func:`main` parses the arguments (without importing TensorFlow, so ``--help`` and
 argument mistakes are instant) and runs :mod:`siamese_mrcnn.commands`. A user
 mistake (missing file, unknown split or class, undecodable image, weights that do
@@ -387,16 +388,28 @@ def _add_detect(sub):
     p.set_defaults(command="detect")
 
 
+def _add_demo(sub):
+    from siamese_mrcnn import demo
+    p = sub.add_parser(
+        "demo", help="the embedded demo: train, evaluate and draw a small model on the "
+                     "procedural benchmark (CPU, minutes; also scripts/demo.py)",
+        description=demo.DESCRIPTION + " The same as scripts/demo.py (bash "
+                                       "scripts/demo.sh), with the same options.")
+    demo.add_arguments(p, backend=False)
+    p.set_defaults(command="demo")
+
+
 def build_parser():
-    """The argparse parser of ``siamese-mrcnn`` with its three sub-commands."""
+    """The argparse parser of ``siamese-mrcnn`` with its sub-commands."""
     parser = _Parser(prog=PROG, description="Siamese Mask R-CNN: one-shot instance "
-                                            "segmentation (train, evaluate, detect).")
-    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,detect}",
+                                            "segmentation (train, evaluate, detect, demo).")
+    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,detect,demo}",
                                 parser_class=_Parser)
     sub.required = True
     _add_train(sub)
     _add_evaluate(sub)
     _add_detect(sub)
+    _add_demo(sub)
     for command in sub.choices.values():
         command.add_argument(
             "--backend", choices=BACKENDS,
@@ -452,8 +465,9 @@ def main(argv=None):
         from siamese_mrcnn import commands
         from mrcnn.utils import ImageLoadError
         try:
+            from siamese_mrcnn import demo
             runner = {"train": commands.run_train, "evaluate": commands.run_evaluate,
-                      "detect": commands.run_detect}[args.command]
+                      "detect": commands.run_detect, "demo": demo.run_cli}[args.command]
             runner(args)
         except ImageLoadError as e:  # an image of a dataset (annotations) does not decode
             raise CliError(str(e)) from None
