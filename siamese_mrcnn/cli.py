@@ -331,6 +331,15 @@ def _add_evaluate(sub):
     g.add_argument("--output", metavar="FILE.json",
                    help="write a JSON report (table, per-run and per-class AP, config, "
                         "mode, seeds, package versions)")
+    g = p.add_argument_group("figure")
+    g.add_argument("--figure", metavar="FILE.png",
+                   help="also write a grid figure: for the seen and the unseen classes, "
+                        "--figure-rows rows of reference | query with the predicted masks, "
+                        "boxes and scores (the first images showing a class of the group, "
+                        "references from other images, drawn by --seed). Not with --merge "
+                        "or --combine; with --num-shards > 1 shard 0 draws it")
+    g.add_argument("--figure-rows", type=_positive_int, default=3, metavar="N",
+                   help="rows per class group in --figure (default 3)")
     g = p.add_argument_group("sharding and resuming")
     g.add_argument("--partial", metavar="FILE.jsonl",
                    help="append each finished (run, image) here and skip those already in "

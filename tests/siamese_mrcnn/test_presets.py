@@ -1,6 +1,6 @@
 """The named presets (small, large, and the demo's demo and quick) and what they give a
 command-line user: a small model trained on a COCO-format folder with ``--config demo``
-and no ``--set``."""
+and no ``--set``, then evaluated with a grid figure."""
 
 import csv
 import json
@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import matplotlib.image
 import pytest
 
 from siamese_mrcnn.cli import main
@@ -91,3 +92,33 @@ def test_train_with_the_demo_preset_on_a_coco_folder(demo_run):
     with open(os.path.join(run_dir, "history.csv"), newline="") as f:
         (row,) = list(csv.DictReader(f))
     assert math.isfinite(float(row["loss"])) and float(row["loss"]) > 0
+
+
+def test_evaluate_writes_a_grid_figure(demo_run, tiny_coco, tmp_path, capsys):
+    logs, run_dir, _ = demo_run
+    figure = tmp_path / "figs" / "grid.png"
+    assert main(["evaluate", "--annotations", tiny_coco["annotation_file"], "--images",
+                 tiny_coco["image_dir"], "--weights", "last", "--name", "demo_siamese_mrcnn",
+                 "--logs", logs, "--runs", "1", "--limit", "4", "--mode", "corrected",
+                 "--figure", str(figure), "--figure-rows", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {figure}" in printed
+    pixels = matplotlib.image.imread(str(figure))
+    # Seen and unseen column pairs of 1.5-inch panels at 150 dpi; 2 rows.
+    assert pixels.shape[1] == pytest.approx(150 * (1.5 * 4.12 + 0.2), abs=1)
+    assert pixels.shape[0] == pytest.approx(150 * (1.5 * 2 * 1.04 + 0.45), abs=1)
+    assert pixels[..., :3].std() > 0.05
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--merge", "x.jsonl"], "--figure draws the model's detections: not with --merge"),
+    (["--weights", "last", "--figure", "grid.jpg"], "--figure grid.jpg: expected a .png"),
+])
+def test_figure_argument_errors(capsys, tmp_path, flags, message):
+    argv = ["evaluate", "--annotations", "a.json", "--images", str(tmp_path)] + flags
+    if "--figure" not in flags:
+        argv += ["--figure", "grid.png"]
+    with pytest.raises(SystemExit) as raised:
+        main(argv)
+    assert raised.value.code == 2
+    assert message in capsys.readouterr().err
