@@ -91,6 +91,26 @@ def pick_examples(dataset, class_ids, config, count, seed, exclude=(), resamplin
     return rows
 
 
+# A black band above each panel's image, this fraction of its height: the panel's own
+# label sits there, so it covers neither the image nor a detection's score.
+LABEL_BAND = 0.15
+
+
+def _image_with_label_band(ax, image):
+    """Show ``image`` [H, W, 3] with a black band of LABEL_BAND * H pixels above it,
+    inside the same axes (image pixel (y, x) stays at data (x, y))."""
+    from matplotlib.patches import Rectangle
+
+    height, width = image.shape[:2]
+    band = LABEL_BAND * height
+    ax.imshow(image, interpolation="nearest")
+    ax.add_patch(Rectangle((-0.5, -0.5 - band), width, band, facecolor="black",
+                           edgecolor="none"))
+    ax.set_xlim(-0.5, width - 0.5)
+    ax.set_ylim(height - 0.5, -0.5 - band)
+    ax.set_axis_off()
+
+
 def _label(ax, x, y, text, fontsize, colour="black", transform=None, **style):
     """A label with a dark box behind it (readable on any image), anchored at its
     top-left corner."""
@@ -111,7 +131,7 @@ def _draw_query(ax, image, result, keep, name, count_gt, fontsize):
     indices = np.flatnonzero(keep)
     for colour, k in zip(colours, indices):
         shown = visualize.apply_mask(shown, result["masks"][:, :, k], colour, alpha=0.45)
-    ax.imshow(shown, interpolation="nearest")
+    _image_with_label_band(ax, shown)
     labels = []
     for colour, k in zip(colours, indices):
         y1, x1, y2, x2 = (float(v) for v in result["rois"][k])
@@ -122,7 +142,6 @@ def _draw_query(ax, image, result, keep, name, count_gt, fontsize):
                              fontsize - 1, colour=tuple(0.6 * c for c in colour)))
     labels.append(_label(ax, 0.0, 1.0, f"query: {count_gt} {name}, {int(keep.sum())} found",
                          fontsize, transform=ax.transAxes))
-    ax.set_axis_off()
     return labels
 
 
@@ -145,8 +164,10 @@ def one_shot_grid_figure(model, dataset, groups, config, seed, rows=3, min_score
     group, a different category per row where possible, the reference from another
     image). Detections scoring below ``min_score`` are not drawn (the best one is,
     if none reaches it); each drawn one shows its mask, its pixel box (dashed) and
-    its score. Every label lies inside its panel (:func:`fit_text_inside`), so the
-    figure stays readable at small image sizes (the demo's 128 pixels).
+    its score. Each panel's own label sits in a black band above its image
+    (:data:`LABEL_BAND` of its height), and every label lies inside its panel
+    (:func:`fit_text_inside`), so the figure stays readable at small image sizes
+    (the demo's 128 pixels).
 
     Args:
         model: inference SiameseMaskRCNN (``detect_multi``).
@@ -185,7 +206,7 @@ def one_shot_grid_figure(model, dataset, groups, config, seed, rows=3, min_score
         ratios += ([0.12] if g else []) + [1.0, 1.0]
     width = panel_inches * sum(ratios) + 0.2
     header = 0.45 if title else 0.3
-    height = panel_inches * count * 1.04 + header
+    height = panel_inches * (1 + LABEL_BAND) * count * 1.04 + header
     fig = Figure(figsize=(width, height), dpi=dpi)
     canvas = FigureCanvasAgg(fig)
     grid = fig.add_gridspec(count, len(ratios), width_ratios=ratios, wspace=0.04,
@@ -200,8 +221,7 @@ def one_shot_grid_figure(model, dataset, groups, config, seed, rows=3, min_score
         for r, (image_id, class_id, refs) in enumerate(picked):
             name = dataset.class_names[class_id]
             ax_ref = fig.add_subplot(grid[r, first])
-            ax_ref.imshow(refs[0], interpolation="nearest")
-            ax_ref.set_axis_off()
+            _image_with_label_band(ax_ref, refs[0])
             labels.append((ax_ref, _label(ax_ref, 0.0, 1.0, f"reference: {name}", fontsize,
                                           transform=ax_ref.transAxes)))
             image = dataset.load_image(image_id)

@@ -167,7 +167,11 @@ def test_grid_labels_lie_inside_their_panels(quick_model, evaluation_images, mon
             assert text.get_fontsize() >= 4.5
             labels += 1
         # The panel label is the last text of a panel; long names were cut, not dropped.
-        assert ax.texts[-1].get_text().startswith(("reference: ", "query: "))
+        label = ax.texts[-1]
+        assert label.get_text().startswith(("reference: ", "query: "))
+        # It sits in the band above the image: below it, not one pixel of the image.
+        image_top = ax.transData.transform((0, -0.5))[1]
+        assert figures._text_extent(label, renderer).y0 >= image_top - 0.5
     assert labels >= 12
     for text in fig.texts:  # headers and title inside the figure
         assert _inside(text.get_window_extent(renderer), fig.bbox)

@@ -104,9 +104,12 @@ def test_evaluate_writes_a_grid_figure(demo_run, tiny_coco, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"wrote {figure}" in printed
     pixels = matplotlib.image.imread(str(figure))
-    # Seen and unseen column pairs of 1.5-inch panels at 150 dpi; 2 rows.
+    # Seen and unseen column pairs of 1.5-inch panels at 150 dpi; 2 rows, each panel
+    # with its label band, under the title and the group headers.
+    from siamese_mrcnn.figures import LABEL_BAND
     assert pixels.shape[1] == pytest.approx(150 * (1.5 * 4.12 + 0.2), abs=1)
-    assert pixels.shape[0] == pytest.approx(150 * (1.5 * 2 * 1.04 + 0.45), abs=1)
+    assert pixels.shape[0] == pytest.approx(150 * (1.5 * (1 + LABEL_BAND) * 2 * 1.04 + 0.45),
+                                            abs=1)
     assert pixels[..., :3].std() > 0.05
 
 
