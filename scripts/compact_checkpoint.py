@@ -8,18 +8,13 @@ weight stored as ``--dtype`` (:func:`mrcnn.weights.convert_weight_file`) and cop
 the ``config.json`` found beside the checkpoint, so ``scripts/demo.py --weights
 OUT_DIR/NAME`` rebuilds the same model and evaluates it. This is how the demo's
 reference weights in ``checkpoints/`` were made. Loading casts the weights back to
-float32; float16 keeps about 3 significant digits.
+float32; float16 keeps about 3 significant digits. Needs the project installed
+(``pip install -e .``).
 """
 
 import argparse
 import os
 import shutil
-import sys
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for path in (REPO, os.path.join(REPO, "lib")):
-    if path not in sys.path:
-        sys.path.insert(0, path)
 
 
 def main(argv=None):

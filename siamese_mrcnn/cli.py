@@ -1,12 +1,14 @@
-"""The ``siamese-mrcnn`` command line: ``train``, ``evaluate``, ``detect`` and ``export``.
+"""The ``siamese-mrcnn`` command line: ``train``, ``evaluate``, ``detect``, ``export``
+and ``demo``.
 
     siamese-mrcnn train --coco-dir /data/coco --split 1 --config small \\
         --weights imagenet --imagenet-weights resnet50_imagenet.h5
     siamese-mrcnn evaluate --coco-dir /data/coco --split 1 --weights last --runs 5
     siamese-mrcnn detect --weights last --image query.jpg --reference cat.jpg
     siamese-mrcnn export --weights last --output exported --format savedmodel
+    siamese-mrcnn demo --quick
 
-Also ``python -m siamese_mrcnn`` and ``scripts/{train,evaluate,detect,export}.py``.
+Also ``python -m siamese_mrcnn`` and ``scripts/{train,evaluate,detect,export,demo}.py``.
 :func:`main` parses the arguments (without importing TensorFlow, so ``--help`` and
 argument mistakes are instant) and runs :mod:`siamese_mrcnn.commands`. A user
 mistake (missing file, unknown split or class, undecodable image, weights that do
@@ -165,9 +167,12 @@ def _add_config_options(parser, command):
            "export": "GPU_COUNT = IMAGES_PER_GPU = 1, RESAMPLING = corrected"}[command]
         + ") wins over both. The effective configuration is printed.")
     g.add_argument("--config", choices=sorted(PRESETS),
-                   help="the paper's preset: small (1 GPU x 12 images, queries 400-512 "
-                        "px, references 75-96 px) or large (4 GPUs x 3 images, queries "
-                        "800-1024 px, references 150-192 px)")
+                   help="a preset: the paper's small (1 GPU x 12 images, queries "
+                        "400-512 px, references 75-96 px) or large (4 GPUs x 3 images, "
+                        "queries 800-1024 px, references 150-192 px); the demo's demo "
+                        "(8 images, 128 px queries, 48-64 px references, quarter-width "
+                        "ResNet-18: minutes on a CPU) or quick (2 images, 64 px, a smoke "
+                        "test)")
     g.add_argument("--name", help="config NAME: names run folders and is what --weights "
                                   "last looks for (default: the preset's NAME)")
     if command not in ("detect", "export"):
@@ -329,6 +334,15 @@ def _add_evaluate(sub):
     g.add_argument("--output", metavar="FILE.json",
                    help="write a JSON report (table, per-run and per-class AP, config, "
                         "mode, seeds, package versions)")
+    g = p.add_argument_group("figure")
+    g.add_argument("--figure", metavar="FILE.png",
+                   help="also write a grid figure: for the seen and the unseen classes, "
+                        "--figure-rows rows of reference | query with the predicted masks, "
+                        "boxes and scores (the first images showing a class of the group, "
+                        "references from other images, drawn by --seed). Not with --merge "
+                        "or --combine; with --num-shards > 1 shard 0 draws it")
+    g.add_argument("--figure-rows", type=_positive_int, default=3, metavar="N",
+                   help="rows per class group in --figure (default 3)")
     g = p.add_argument_group("sharding and resuming")
     g.add_argument("--partial", metavar="FILE.jsonl",
                    help="append each finished (run, image) here and skip those already in "
@@ -415,18 +429,31 @@ def _add_export(sub):
     p.set_defaults(command="export")
 
 
+def _add_demo(sub):
+    from siamese_mrcnn import demo
+    p = sub.add_parser(
+        "demo", help="the embedded demo: train, evaluate and draw a small model on the "
+                     "procedural benchmark (CPU, minutes; also scripts/demo.py)",
+        description=demo.DESCRIPTION + " The same as scripts/demo.py (bash "
+                                       "scripts/demo.sh), with the same options.")
+    demo.add_arguments(p, backend=False)
+    p.set_defaults(command="demo")
+
+
 def build_parser():
-    """The argparse parser of ``siamese-mrcnn`` with its three sub-commands."""
+    """The argparse parser of ``siamese-mrcnn`` with its sub-commands."""
     parser = _Parser(prog=PROG, description="Siamese Mask R-CNN: one-shot instance "
                                             "segmentation (train, evaluate, detect, "
-                                            "export).")
-    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,detect,export}",
+                                            "export, demo).")
+    sub = parser.add_subparsers(dest="command",
+                                metavar="{train,evaluate,detect,export,demo}",
                                 parser_class=_Parser)
     sub.required = True
     _add_train(sub)
     _add_evaluate(sub)
     _add_detect(sub)
     _add_export(sub)
+    _add_demo(sub)
     for command in sub.choices.values():
         command.add_argument(
             "--backend", choices=BACKENDS,
@@ -482,9 +509,10 @@ def main(argv=None):
         from siamese_mrcnn import commands
         from mrcnn.utils import ImageLoadError
         try:
+            from siamese_mrcnn import demo
             runner = {"train": commands.run_train, "evaluate": commands.run_evaluate,
                       "detect": commands.run_detect,
-                      "export": commands.run_export}[args.command]
+                      "export": commands.run_export, "demo": demo.run_cli}[args.command]
             runner(args)
         except ImageLoadError as e:  # an image of a dataset (annotations) does not decode
             raise CliError(str(e)) from None

@@ -18,11 +18,10 @@ import tempfile
 import types
 
 from mrcnn.config import ConfigError, read_run_config
-from siamese_mrcnn.config import LargeConfig, SiameseConfig, SmallConfig
+from siamese_mrcnn.config import PRESETS, SiameseConfig
 
 logger = logging.getLogger(__name__)
 
-PRESETS = {"small": SmallConfig, "large": LargeConfig}
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
 RUN_RECORD_FILE = "run.json"  # MaskRCNN.RUN_RECORD_FILE: parent, dataset, split
 

@@ -378,6 +378,9 @@ def _combine_reports(args):
 
 def run_evaluate(args):
     from siamese_mrcnn.evaluation import EvalMode, merge_partials, summarize
+    if args.figure and (args.merge or args.combine):
+        raise CliError("--figure draws the model's detections: not with --merge or "
+                       "--combine (which run no model)")
     if args.combine:
         _combine_reports(args)
         return
@@ -404,6 +407,7 @@ def run_evaluate(args):
     if args.weights is None:
         raise CliError("evaluate: --weights is required (last or a weights file) unless "
                        "--merge")
+    _check_figure_path(args)
     if args.shard >= args.num_shards:
         raise CliError(f"--shard {args.shard} must be below --num-shards {args.num_shards}")
     if args.num_shards > 1 and not args.partial:
@@ -446,11 +450,39 @@ def run_evaluate(args):
             if args.partial and str(e).startswith(str(args.partial)):
                 raise CliError(f"--partial: {e}") from None  # written with other settings
             raise
+        if args.figure and args.shard == 0:
+            _evaluation_figure(args, model, dataset, split, config, mode)
         if args.num_shards > 1:
             print(f"shard {args.shard} of {args.num_shards} done: {args.partial}; once all "
                   f"shards are done, score them with --merge FILE [FILE ...]")
             return
         _finish_evaluation(args, result, config, mode, weights_path)
+
+
+def _check_figure_path(args):
+    """--figure needs the model, and a PNG path in a folder that can be made."""
+    if not args.figure:
+        return
+    if not args.figure.lower().endswith(".png"):
+        raise CliError(f"--figure {args.figure}: expected a .png file name")
+    folder = os.path.dirname(os.path.abspath(args.figure))
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise CliError(f"--figure {args.figure}: {folder} is not a folder")
+
+
+def _evaluation_figure(args, model, dataset, split, config, mode):
+    """--figure: the grid of reference | query with predicted masks, seen and unseen."""
+    from siamese_mrcnn.figures import draw_one_shot_grid
+    try:
+        path = draw_one_shot_grid(model, dataset, split.groups, config, args.figure,
+                                  seed=args.seed, rows=args.figure_rows,
+                                  subtract_reference_mean=mode.subtract_reference_mean,
+                                  resampling=mode.resampling,
+                                  title=f"split {split.name}: reference | query with "
+                                        f"predicted masks ({mode.name} mode)")
+    except RuntimeError as e:  # no image of the classes has a reference elsewhere
+        raise CliError(f"--figure: {e}") from None
+    print(f"wrote {path}")
 
 
 # ------------------------------------------------------------------ detect

@@ -159,11 +159,10 @@ def test_walkthrough_falls_back_to_the_shipped_reference_weights(tmp_path, kerne
 def quick_demo_dir(tmp_path):
     """A demo output folder with one checkpoint of the --quick configuration (random
     weights), laid out as the demo writes it."""
+    from siamese_mrcnn.config import QuickConfig
     from siamese_mrcnn.model import SiameseMaskRCNN
-    from tests.scripts import load_script
 
-    demo = load_script("demo.py")
-    config = demo.QuickConfig()
+    config = QuickConfig()
     run_dir = tmp_path / "demo" / f"{config.NAME.lower()}20240101T0000"
     run_dir.mkdir(parents=True)
     checkpoint = run_dir / "siamese_mrcnn_0003.h5"

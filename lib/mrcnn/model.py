@@ -320,6 +320,12 @@ class MaskRCNN:
         with momentum LEARNING_MOMENTUM, or Adam; the train step clips the global
         batch's gradient to GRADIENT_CLIP_NORM) and fresh loss trackers. Returns the Keras History
         (None when already at ``epochs``).
+
+        Each epoch's losses are appended to ``history.csv`` in the run folder (every
+        backend; also TensorBoard logs on TensorFlow). ``custom_callbacks`` run before
+        the CSV logger and the checkpoint writer (after TensorBoard's), so keys they
+        add to an epoch's logs are written to ``history.csv``, provided they are present
+        from the first epoch (the CSV logger fixes its columns then).
         """
         if self.mode != "training":
             raise ValueError("train() needs a model built in mode='training'")
@@ -343,12 +349,15 @@ class MaskRCNN:
         config.save(os.path.join(self.log_dir, "config.json"),
                     run={"backend": keras.backend.backend(), "keras": keras.__version__})
         self._write_run_record()
-        callbacks = [
+        # Callbacks that add to an epoch's logs (the caller's, e.g. one-shot AP, and the
+        # skipped-sample count) run before the CSV logger writes the epoch's row; the
+        # CSV logger fixes its columns at the first epoch.
+        callbacks = list(custom_callbacks or []) + [
+            SkippedSamplesLogger(train_gen),
             # Losses per epoch, appended across resumed runs, on every backend.
             keras.callbacks.CSVLogger(os.path.join(self.log_dir, "history.csv"), append=True),
             AtomicCheckpoint(self.checkpoint_path, self.keras_model),
-            SkippedSamplesLogger(train_gen),
-        ] + list(custom_callbacks or [])
+        ]
         if keras.backend.backend() == "tensorflow":
             # Keras' TensorBoard writer needs tf.summary; other backends keep the CSV.
             callbacks.insert(0, keras.callbacks.TensorBoard(log_dir=self.log_dir,

@@ -75,3 +75,23 @@ def test_train_evaluate_detect_without_tensorflow(tmp_path):
     assert "detection(s); wrote" in printed
     assert os.path.isfile(os.path.join(out, "detections.json"))
     assert os.path.isfile(os.path.join(out, "detections.png"))
+
+
+def test_demo_with_ap_while_training_without_tensorflow(tmp_path):
+    """`siamese-mrcnn demo --quick`: training with one-shot AP measured at the epoch's
+    end (an inference model built beside the training one, COCO evaluation), the final
+    evaluation and the figures; TensorBoard is TensorFlow's, so only history.csv gets
+    the AP columns."""
+    out = tmp_path / "demo"
+    printed = cli("demo", "--quick", "--steps", "2", "--output-dir", str(out),
+                  "--figures-dir", str(tmp_path / "figs"))
+    assert "epoch 1: one-shot AP50 (%) on 4 held-out images" in printed
+    (run,) = [d for d in os.listdir(out) if d.startswith("demo_siamese_mrcnn_quick")]
+    with open(os.path.join(out, run, "history.csv")) as f:
+        header, row = f.read().splitlines()[:2]
+    columns = dict(zip(header.split(","), row.split(",")))
+    for key in ("ap50_bbox_seen", "ap50_bbox_unseen", "ap50_segm_seen", "ap50_segm_unseen"):
+        assert 0.0 <= float(columns[key]) <= 1.0
+    assert not os.path.exists(os.path.join(out, run, "one_shot_ap"))
+    assert sorted(os.listdir(tmp_path / "figs")) == ["demo_grid.png", "demo_seen.png",
+                                                     "demo_unseen.png"]

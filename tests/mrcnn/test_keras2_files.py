@@ -2,7 +2,7 @@
 
 The fixtures in tests/fixtures/keras2 were written by ``tf_keras`` (the Keras 2 API)
 in TF1 graph mode with its own ``save_weights`` / ``model.save`` (see
-scripts/make_keras2_fixtures.py; it needs tf-keras, so the files are shipped,
+tests/fixtures/keras2/make_fixtures.py; it needs tf-keras, so the files are shipped,
 gzip-compressed, and checked here against the SHA-256 the generator recorded):
 
 * a Matterport-layout Mask R-CNN (ResNet-50 and FPN at top level, TimeDistributed
@@ -30,10 +30,9 @@ from mrcnn import weights as weights_io
 from mrcnn.config import Config
 from siamese_mrcnn.cli_inputs import CliError
 from siamese_mrcnn.config import SiameseConfig
-from tests.scripts import REPO, load_script
+from tests.fixtures.keras2 import make_fixtures as generator  # tf_keras only in main()
 
-FIXTURES = os.path.join(REPO, "tests", "fixtures", "keras2")
-generator = load_script("make_keras2_fixtures.py")  # imports tf_keras only in main()
+FIXTURES = os.path.dirname(os.path.abspath(generator.__file__))
 with open(os.path.join(FIXTURES, "manifest.json"), encoding="utf-8") as _f:
     MANIFEST = json.load(_f)
 SIZES = {k: v for k, v in MANIFEST["config"].items() if k != "MATTERPORT_NUM_CLASSES"}

@@ -20,7 +20,7 @@ from mrcnn.layers.heads import build_rpn_model  # noqa: E402
 from mrcnn.weights import (WeightFileError, convert_resnet_from_keras_applications,  # noqa: E402
                            keras_applications_layer_names, load_resnet_from_keras_applications,
                            load_weights, save_weights)
-from tests.scripts import load_script  # noqa: E402
+from mrcnn.imagenet import reverse_conv1_input_channels, write_imagenet_backbone  # noqa: E402
 
 
 def tiny_resnet():
@@ -443,14 +443,10 @@ def test_conversion_mapping_and_errors(resnet50_app):
         load_resnet_from_keras_applications(tiny_resnet(), resnet50_app, "resnet50")
 
 
-def load_convert_script():
-    return load_script("convert_imagenet_weights.py")
-
-
 def test_rgb_option_reverses_conv1_input_channels():
     model = tiny_resnet()
     kernel, bias = model.get_layer("conv1").get_weights()
-    load_convert_script().reverse_conv1_input_channels(model)
+    reverse_conv1_input_channels(model)
     flipped, same_bias = model.get_layer("conv1").get_weights()
     np.testing.assert_array_equal(flipped[:, :, 0], kernel[:, :, 2])
     np.testing.assert_array_equal(flipped[:, :, 2], kernel[:, :, 0])
@@ -463,13 +459,11 @@ def test_rgb_option_reverses_conv1_input_channels():
     np.testing.assert_allclose(out_rgb, probe(bgr).numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_convert_script_offline(resnet50_app, our_resnet50, tmp_path):
-    script = load_convert_script()
+def test_write_imagenet_backbone_offline(resnet50_app, our_resnet50, tmp_path):
     local = str(tmp_path / "resnet50_notop.weights.h5")
     resnet50_app.save_weights(local)
     output = str(tmp_path / "resnet50_converted.h5")
-    assert script.main(["--architecture", "resnet50", "--output", output,
-                        "--weights", local]) == 0
+    assert write_imagenet_backbone("resnet50", output, weights=local) == 106
     with h5py.File(output, "r") as f:
         groups = [n.decode() for n in f.attrs["layer_names"]]
         assert "res5c_branch2c" in groups and "resnet_model" not in groups
@@ -487,4 +481,18 @@ def test_convert_script_offline(resnet50_app, our_resnet50, tmp_path):
                                   resnet50_app.get_layer("conv4_block6_3_bn")
                                   .moving_variance.numpy())
     with pytest.raises(FileNotFoundError, match="missing.h5"):
-        script.main(["--output", output, "--weights", str(tmp_path / "missing.h5")])
+        write_imagenet_backbone("resnet50", output, weights=str(tmp_path / "missing.h5"))
+
+
+def test_convert_script_refuses_a_missing_weights_file(tmp_path):
+    """scripts/convert_imagenet_weights.py, the command line of write_imagenet_backbone."""
+    import subprocess
+    import sys
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "scripts", "convert_imagenet_weights.py")
+    done = subprocess.run([sys.executable, script, "--output", str(tmp_path / "out.h5"),
+                           "--weights", str(tmp_path / "missing.h5")], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2
+    assert f"--weights file not found: {tmp_path / 'missing.h5'}" in done.stderr
+    assert not (tmp_path / "out.h5").exists()

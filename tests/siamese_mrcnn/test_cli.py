@@ -41,9 +41,12 @@ TINY = TINY_CLI  # the CPU-sized model of every CLI test
                "--set", "--weights", "--imagenet-weights", "--exclude", "--logs", "--schedule",
                "--epochs", "--lr", "--strategy", "--seed", "--procedural-images"]),
     ("evaluate", ["--weights", "--split", "--runs", "--shots", "--mode", "--limit", "--shard",
-                  "--num-shards", "--partial", "--merge", "--output", "--procedural-dir"]),
+                  "--num-shards", "--partial", "--merge", "--output", "--procedural-dir",
+                  "--figure", "--figure-rows"]),
     ("detect", ["--weights", "--image", "--reference", "--reference-image",
                 "--reference-box", "--output-dir", "--min-confidence"]),
+    ("demo", ["--minutes", "--steps", "--quick", "--weights", "--ap-every", "--ap-images",
+              "--eval-images", "--figures-dir", "--backend"]),
 ])
 def test_help_of_each_command_lists_its_flags(capsys, command, flags):
     with pytest.raises(SystemExit) as exc:
