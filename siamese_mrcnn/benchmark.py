@@ -670,7 +670,9 @@ def format_table(rows, machines, args, memory_mode):
 
 
 def parse_args(argv=None):
-    from mrcnn.layers.backbone import ARCHITECTURES
+    # Not from mrcnn.layers.backbone: this parent process must not import Keras (its
+    # default backend, TensorFlow, may not be installed where a worker runs JAX).
+    from siamese_mrcnn.cli_inputs import BACKBONES as ARCHITECTURES
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=1024,
                         help="query image side in pixels, a multiple of 64 (default 1024)")
