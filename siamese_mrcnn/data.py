@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mrcnn.data import (DataGenerator, _describe, build_rpn_targets, load_image_gt,
-                        mold_image, pad_ground_truth)
+                        mold_image, pad_ground_truth, training_inputs)
 from siamese_mrcnn.references import ensure_category_index, sample_references
 
 __all__ = ["OneShotDataGenerator", "SampleProvenance"]
@@ -177,16 +177,9 @@ class OneShotDataGenerator(DataGenerator):
                                                 int(config.NUM_TARGETS),
                                                 skip_images=unusable,
                                                 on_load_error=self._reference_failed)
-        sample = {
-            "input_image": mold_image(image, config),
-            "input_image_meta": image_meta,
-            "input_rpn_match": rpn_match[:, None],
-            "input_rpn_bbox": rpn_bbox,
-            "input_gt_class_ids": gt_class_ids,
-            "input_gt_boxes": gt_boxes,
-            "input_gt_masks": gt_masks,
-            "input_reference_images": mold_image(np.stack(references), config),
-        }
+        sample = training_inputs(image, image_meta, rpn_match, rpn_bbox, gt_class_ids,
+                                 gt_boxes, gt_masks, config)
+        sample["input_reference_images"] = mold_image(np.stack(references), config)
         provenance = SampleProvenance(image_id=int(image_id), class_id=class_id,
                                       references=tuple(sources))
         return sample, provenance

@@ -235,6 +235,22 @@ def pad_ground_truth(class_ids, boxes, masks, slots, rng):
     return padded_ids, padded_boxes, padded_masks
 
 
+def training_inputs(image, image_meta, rpn_match, rpn_bbox, gt_class_ids, gt_boxes,
+                    gt_masks, config):
+    """One sample's model inputs (the keys of the training model, see
+    ``MaskRCNN.build_inputs``): the image molded, the RPN match as [A, 1], the
+    padded ground truth as given (:func:`pad_ground_truth`)."""
+    return {
+        "input_image": mold_image(image, config),
+        "input_image_meta": image_meta,
+        "input_rpn_match": rpn_match[:, None],
+        "input_rpn_bbox": rpn_bbox,
+        "input_gt_class_ids": gt_class_ids,
+        "input_gt_boxes": gt_boxes,
+        "input_gt_masks": gt_masks,
+    }
+
+
 class DataGenerator(keras.utils.PyDataset):
     """Training batches of a Mask R-CNN ``Dataset`` for ``keras.Model.fit``.
 
@@ -377,17 +393,9 @@ class DataGenerator(keras.utils.PyDataset):
             return None
         rpn_match, rpn_bbox = build_rpn_targets(self.anchors(image.shape), class_ids,
                                                 boxes, config, rng=rng)
-        gt_class_ids, gt_boxes, gt_masks = pad_ground_truth(
-            class_ids, boxes, masks, config.MAX_GT_INSTANCES, rng)
-        return {
-            "input_image": mold_image(image, config),
-            "input_image_meta": image_meta,
-            "input_rpn_match": rpn_match[:, None],
-            "input_rpn_bbox": rpn_bbox,
-            "input_gt_class_ids": gt_class_ids,
-            "input_gt_boxes": gt_boxes,
-            "input_gt_masks": gt_masks,
-        }
+        return training_inputs(image, image_meta, rpn_match, rpn_bbox,
+                               *pad_ground_truth(class_ids, boxes, masks,
+                                                 config.MAX_GT_INSTANCES, rng), config)
 
     def _record_failure(self, image_id, error):
         message = f"{type(error).__name__}: {error}"
