@@ -186,12 +186,12 @@ def make_config(args):
     the arguments' overrides (--lr, --batch, --set KEY=VALUE). With --weights, the
     ``config.json`` of the checkpoint's run directory (if there is one) replaces the
     preset's values, so the model built matches the checkpoint."""
+    from mrcnn.config import read_run_config
     base = QuickConfig if args.quick else DemoConfig
     overrides = {}
-    saved = None if args.weights is None else os.path.join(
-        os.path.dirname(os.path.abspath(args.weights)), "config.json")
-    if saved is not None and os.path.isfile(saved):
-        overrides.update(base.load(saved).to_dict())
+    saved_values, saved = read_run_config(args.weights)
+    if saved is not None:
+        overrides.update(base.from_dict(saved_values).to_dict())
         print(f"configuration from {saved}")
     overrides.update(dict(args.set))
     if args.lr is not None:
