@@ -134,8 +134,10 @@ timeout "$bench_timeout" "$python" scripts/benchmark.py --size "$size" --repeats
 phase "5. procedural demo: $minutes minutes of training on JAX (compiling included)"
 timeout "$demo_timeout" "$python" scripts/demo.py --backend jax --minutes "$minutes" \
   --eval-images 10 --output-dir "$out/demo" --figures-dir "$out/demo" 2>&1 \
-  | tee "$out/demo.log" | grep -v "^training" | tail -n 30
+  | tee "$out/demo.log" | grep -av "^training\|one-shot eval" | tail -n 30
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+echo "--- the loss over the training:"
+grep -a -E "^(trained|loss:)" "$out/demo.log" || status=1
 
 phase "done (exit $status)"
 exit $status
