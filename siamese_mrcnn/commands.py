@@ -18,6 +18,7 @@ import sys
 
 import numpy as np
 
+from mrcnn.config import run_config_path
 from mrcnn.files import write_json
 from siamese_mrcnn.cli_inputs import (PRESETS, CliError, apply_dataset_defaults,
                                       build_config, check_split_flags,
@@ -65,7 +66,7 @@ def _weights_error(path, error, origin=None, training=False):
                         f"name)")
     if origin is not None and not origin.startswith("the training run's"):
         folder = os.path.dirname(os.path.abspath(path))
-        if os.path.isfile(os.path.join(folder, "config.json")):
+        if run_config_path(path) is not None:
             why = (f"--config chose it over the training run's config.json in {folder}; "
                    f"leave --config out to use the run's")
         else:

@@ -34,6 +34,7 @@ import numpy as np
 from mrcnn import losses as loss_fns
 from mrcnn import utils
 from mrcnn import weights as weights_io
+from mrcnn.config import RUN_CONFIG_FILE
 from mrcnn.data import DataGenerator, compose_image_meta, mold_image
 from mrcnn.files import write_json
 from mrcnn.data import parse_image_meta as parse_meta_numpy
@@ -346,7 +347,7 @@ class MaskRCNN:
             val_gen = self.make_data_generator(val_dataset, shuffle=True, seed=val_seed,
                                                steps=config.VALIDATION_STEPS)
         self._claim_log_dir()
-        config.save(os.path.join(self.log_dir, "config.json"),
+        config.save(os.path.join(self.log_dir, RUN_CONFIG_FILE),
                     run={"backend": keras.backend.backend(), "keras": keras.__version__})
         self._write_run_record()
         # Callbacks that add to an epoch's logs (the caller's, e.g. one-shot AP, and the
