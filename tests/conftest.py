@@ -27,8 +27,14 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 # The backend-sensitive tests (relative to tests/): they run on every backend.
 # On JAX: ops against numpy, model build + training semantics, detection, checkpoints
-# across backends, the Siamese learning test, data parallelism; on PyTorch the same
-# but the learning and data-parallel tests.
+# across backends, data parallelism; on PyTorch the same but data parallelism. The
+# learning tests run on TensorFlow only: on JAX the Siamese one alone took 194 s of a
+# cold-cache CI run (XLA compilation and XLA:CPU's slow convolution gradients) and
+# pushed the suite past its 30-minute budget. JAX's training semantics are tested in
+# backends/test_training.py and mrcnn/test_model.py; that JAX training learns is shown
+# by scripts/gpu_check.sh's demo loss curve (README, "GPU check"), or on demand (a file
+# named on the command line is always collected):
+# `TEST_BACKENDS=jax bash scripts/test.sh tests/siamese_mrcnn/test_learning.py`.
 MULTI_BACKEND_TESTS = {
     "jax": [
         "backends/test_native_ops.py",
@@ -40,7 +46,6 @@ MULTI_BACKEND_TESTS = {
         "mrcnn/test_losses.py",
         "mrcnn/test_model.py",
         "siamese_mrcnn/test_model.py",
-        "siamese_mrcnn/test_learning.py",
         "backends/test_training.py",
         "backends/test_checkpoints_across_backends.py",
         "backends/test_no_tensorflow.py",
@@ -49,7 +54,7 @@ MULTI_BACKEND_TESTS = {
 }
 MULTI_BACKEND_TESTS["torch"] = [
     f for f in MULTI_BACKEND_TESTS["jax"]
-    if f not in ("siamese_mrcnn/test_learning.py", "backends/test_data_parallel.py")]
+    if f != "backends/test_data_parallel.py"]
 
 
 def pytest_ignore_collect(collection_path, config):

@@ -329,7 +329,11 @@ def test_k_shot_vector_is_the_mean_of_one_shot_vectors(one_shot, three_shot, ref
     molded, metas, _ = one_shot.mold_inputs([image])
     pyramid = as_numpy(one_shot.query_model(molded))
     mean_vectors = [v.mean(axis=0, keepdims=True) for v in per_shot]
-    heads = one_shot.head_model(pyramid + mean_vectors + [metas])
+    # Both through Keras' compiled predict step: on JAX an eager call rounds ROI
+    # sample positions differently from the jitted graph (no fused multiply-add), and
+    # a box clipped to the image edge then samples its last column inside the map in
+    # one and a hair outside (zeroed, as tf.image.crop_and_resize does) in the other.
+    heads = one_shot.head_model.predict_on_batch(pyramid + mean_vectors + [metas])
     joint = run_graph(three_shot, image, refs)
     assert_same_outputs(joint, as_numpy(heads), ("detections", "mrcnn_mask", "rpn_class"))
 
