@@ -28,6 +28,16 @@ Conventions (shared by all implementations and by ``tests/mrcnn/numpy_reference.
   sampled at ``y1 * (H - 1) + i * (y2 - y1) * (H - 1) / (ch - 1)``; with ``ch == 1``
   at the box centre. Sampling is bilinear; a sample row or column outside
   ``[0, H - 1]`` / ``[0, W - 1]`` is 0 (extrapolation value 0).
+
+  A box side exactly on the image edge (a box clipped to the window) puts its last
+  sample at ``W - 1`` give or take rounding, so whether that column is kept or zeroed
+  is a float32 rounding outcome. TensorFlow and PyTorch compute the position in plain
+  float32 as written above and zero the same columns (TF zeroes the last column of 2-7% of
+  boxes ending at 1.0). JAX does not: XLA divides by a constant through its reciprocal
+  and fuses multiply-adds, so under ``jax.jit`` it zeroes another subset (0-59% of such
+  boxes, depending on sizes) and eager JAX yet another. Detections of such boxes then
+  differ between backends, or between a jitted and an eager JAX call, by up to a few
+  1e-3 in class scores (measured on a random model).
 - NMS is greedy by descending score. IoU is ``(y2 - y1) * (x2 - x1)`` area based
   (no +1); a box is suppressed by a kept box when their IoU is strictly greater than
   the threshold. Outputs are zero padded after the kept boxes.
