@@ -391,16 +391,15 @@ def procedural_dataset(args, count, seed, categories=None):
 @contextlib.contextmanager
 def exported_procedural(args, count, seed):
     """The procedural test images written as COCO files (in --procedural-dir or a
-    temporary folder removed afterwards), loaded as a prepared CocoDataset."""
+    temporary folder removed afterwards), loaded as a prepared CocoDataset
+    (:func:`siamese_mrcnn.procedural.exported_dataset`)."""
     dataset = procedural_dataset(args, count, seed)  # imports samples.procedural first
+    from siamese_mrcnn.procedural import exported_dataset
     with contextlib.ExitStack() as stack:
         folder = getattr(args, "procedural_dir", None)
         if not folder:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="procedural_"))
-        from samples.procedural.export import IMAGE_DIR, export_coco
-        annotation_file = export_coco(dataset, folder)
-        image_dir = os.path.join(folder, IMAGE_DIR)
-        yield load_coco_dataset(lambda d: d.load_coco_file(annotation_file, image_dir))
+        yield exported_dataset(dataset, folder)
 
 
 # ------------------------------------------------------------------ splits
